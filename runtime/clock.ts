@@ -1,0 +1,197 @@
+/**
+ * Clocks: every timer in sluice goes through one, so tests drive timer logic
+ * with a {@linkcode VirtualClock} instantly and deterministically.
+ *
+ * @module
+ */
+
+/** An opaque handle returned by {@linkcode Clock.setTimeout}. */
+export type TimerId = number;
+
+/** Time source and timer service used by every sluice component. */
+export interface Clock {
+  /** Milliseconds since the Unix epoch. */
+  now(): number;
+  /** A monotonic reading in milliseconds, for durations. */
+  monotonic(): number;
+  /** Calls `fn` after `ms` milliseconds. */
+  setTimeout(fn: () => void, ms: number): TimerId;
+  /** Cancels a timer; unknown ids are ignored. */
+  clearTimeout(id: TimerId): void;
+  /**
+   * Resolves after `ms` milliseconds; rejects with `signal.reason` when the
+   * signal aborts first.
+   */
+  sleep(ms: number, options?: { signal?: AbortSignal }): Promise<void>;
+}
+
+/**
+ * The wall clock: `Date.now()`, `performance.now()` and `setTimeout`.
+ *
+ * @example
+ * ```ts
+ * import { RealClock } from "./clock.ts";
+ * const clock = new RealClock();
+ * await clock.sleep(1);
+ * console.assert(clock.now() > 0);
+ * ```
+ */
+export class RealClock implements Clock {
+  /** Milliseconds since the epoch. */
+  now(): number {
+    return Date.now();
+  }
+  /** Monotonic milliseconds. */
+  monotonic(): number {
+    return performance.now();
+  }
+  /** Schedules `fn`. */
+  setTimeout(fn: () => void, ms: number): TimerId {
+    // Deno returns a number; Node's typings (pulled in by npm packages) say
+    // Timeout, so normalise the type.
+    return setTimeout(fn, Math.max(0, ms)) as unknown as TimerId;
+  }
+  /** Cancels a timer. */
+  clearTimeout(id: TimerId): void {
+    clearTimeout(id);
+  }
+  /** Sleeps, cancellable by `signal`. */
+  sleep(ms: number, options?: { signal?: AbortSignal }): Promise<void> {
+    return sleepWith(this, ms, options?.signal);
+  }
+}
+
+function sleepWith(
+  clock: Clock,
+  ms: number,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  if (signal?.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clock.clearTimeout(id);
+      reject(signal!.reason);
+    };
+    const id = clock.setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+interface VirtualTimer {
+  id: TimerId;
+  at: number;
+  seq: number;
+  fn: () => void;
+}
+
+/** Yields one macrotask so that pending promise chains and I/O callbacks settle. */
+function yieldMacrotask(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/**
+ * A clock that only moves when told to. Timers fire in time order as
+ * {@linkcode VirtualClock.advance} passes them, with the async work each one
+ * starts settled before the next fires.
+ *
+ * @example Driving a timer
+ * ```ts
+ * import { VirtualClock } from "./clock.ts";
+ * const clock = new VirtualClock(0);
+ * let fired = false;
+ * clock.setTimeout(() => fired = true, 1000);
+ * await clock.advance(999);
+ * console.assert(!fired);
+ * await clock.advance(1);
+ * console.assert(fired);
+ * ```
+ */
+export class VirtualClock implements Clock {
+  #now: number;
+  #timers: VirtualTimer[] = [];
+  #nextId = 1;
+  #seq = 0;
+
+  /** @param startMs The initial time, in epoch milliseconds. @default 0 */
+  constructor(startMs = 0) {
+    this.#now = startMs;
+  }
+  /** The virtual time. */
+  now(): number {
+    return this.#now;
+  }
+  /** The virtual time (virtual time is monotonic). */
+  monotonic(): number {
+    return this.#now;
+  }
+  /** Schedules `fn` at now + ms. */
+  setTimeout(fn: () => void, ms: number): TimerId {
+    const id = this.#nextId++;
+    this.#timers.push({
+      id,
+      at: this.#now + Math.max(0, ms),
+      seq: this.#seq++,
+      fn,
+    });
+    return id;
+  }
+  /** Cancels a timer. */
+  clearTimeout(id: TimerId): void {
+    const index = this.#timers.findIndex((t) => t.id === id);
+    if (index >= 0) this.#timers.splice(index, 1);
+  }
+  /** Resolves when virtual time reaches now + ms. */
+  sleep(ms: number, options?: { signal?: AbortSignal }): Promise<void> {
+    return sleepWith(this, ms, options?.signal);
+  }
+  /** How many timers are scheduled. */
+  get pendingTimers(): number {
+    return this.#timers.length;
+  }
+  /** When the next timer fires, or `undefined` when none is scheduled. */
+  nextTimerAt(): number | undefined {
+    let next: number | undefined;
+    for (const t of this.#timers) if (next === undefined || t.at < next) next = t.at;
+    return next;
+  }
+  /**
+   * Moves time forward by `ms`, firing every timer due on the way in order,
+   * and letting the work each timer starts settle before the next.
+   */
+  async advance(ms: number): Promise<void> {
+    if (!(ms >= 0)) throw new RangeError(`advance expects ms >= 0, got ${ms}`);
+    await this.advanceTo(this.#now + ms);
+  }
+  /** Moves time forward to `targetMs` (see {@linkcode VirtualClock.advance}). */
+  async advanceTo(targetMs: number): Promise<void> {
+    await yieldMacrotask();
+    while (true) {
+      const due = this.#popDue(targetMs);
+      if (!due) break;
+      this.#now = Math.max(this.#now, due.at);
+      due.fn();
+      await yieldMacrotask();
+    }
+    this.#now = Math.max(this.#now, targetMs);
+    await yieldMacrotask();
+  }
+  /** Lets pending work settle without moving time. */
+  async settle(rounds = 2): Promise<void> {
+    for (let i = 0; i < rounds; i++) await yieldMacrotask();
+  }
+  #popDue(targetMs: number): VirtualTimer | undefined {
+    let best = -1;
+    for (let i = 0; i < this.#timers.length; i++) {
+      const t = this.#timers[i];
+      if (t.at > targetMs) continue;
+      if (
+        best < 0 || t.at < this.#timers[best].at ||
+        (t.at === this.#timers[best].at && t.seq < this.#timers[best].seq)
+      ) best = i;
+    }
+    return best < 0 ? undefined : this.#timers.splice(best, 1)[0];
+  }
+}
