@@ -5,14 +5,25 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { buildWorkflow, parseWorkflowText } from "../runtime/config.ts";
+import type { Clock } from "../runtime/clock.ts";
 import { ConfigError, formatIssue } from "../runtime/errors.ts";
-import { FileDeadLetters } from "../runtime/dead_letter.ts";
+import { type DeadLetterSink, FileDeadLetters } from "../runtime/dead_letter.ts";
 import { createLogger, redact } from "../runtime/log.ts";
 import { Registry } from "../runtime/registry.ts";
-import type { RunReport } from "../runtime/workflow.ts";
+import type { RunReport, Workflow } from "../runtime/workflow.ts";
 import { builtins } from "../actors/mod.ts";
 import { resolvePath } from "../actors/sinks/file.ts";
+import { checkWorkflowFile } from "./load.ts";
+import { type MetricsServer, serveMetrics } from "./metrics_server.ts";
+import {
+  HealthTracker,
+  LiveStatus,
+  realTicker,
+  statusFields,
+  statusLine,
+  statusTable,
+  type Ticker,
+} from "./status.ts";
 
 /** Exit codes of every command. */
 export const EXIT = { ok: 0, runtime: 1, usage: 2 } as const;
@@ -21,13 +32,25 @@ export const EXIT = { ok: 0, runtime: 1, usage: 2 } as const;
 export const RUN_HELP = `Usage: sluice run <workflow.yaml> [options]
 
 Runs a workflow until its sources end, or until SIGINT/SIGTERM, then drains:
-sources stop, in-flight messages flow through, sinks flush.
+sources stop, in-flight messages flow through, sinks flush. A second signal
+stops at once.
+
+While it runs, the status of every node (rate, mailbox depth and
+utilization, drops, errors, restarts, dead letters) and the health
+(healthy, degraded, unhealthy) are shown: redrawn in place every second
+when stderr is a terminal, otherwise as a status line every
+--status-interval seconds.
 
 Options:
-  --quiet              No status output; errors only.
-  --log-format <fmt>   text (default) or json.
-  --drain-timeout <s>  Longest graceful drain, in seconds (default 30).
-  -h, --help           This help.
+  --quiet                  No status output; errors only.
+  --log-format <fmt>       text (default) or json (status lines become JSON too).
+  --status-interval <s>    Seconds between status lines when not on a terminal
+                           (default 10; 0 turns them off).
+  --metrics-port <n>       Serve Prometheus text at /metrics and health JSON at
+                           /health on this port (0 picks a free one).
+  --metrics-host <host>    Interface for --metrics-port (default 127.0.0.1).
+  --drain-timeout <s>      Longest graceful drain, in seconds (default 30).
+  -h, --help               This help.
 
 Exit codes: 0 ok, 1 runtime failure, 2 bad config or usage.`;
 
@@ -106,11 +129,36 @@ export function formatReport(report: RunReport): string {
   return lines.join("\n") + "\n";
 }
 
+/** Options of {@linkcode runCommand} and {@linkcode runWorkflowWithStatus} (tests, embedding). */
+export interface RunCommandOptions {
+  /** The node types. @default {new Registry(builtins)} */
+  registry?: Registry;
+  /** Looks up `${VAR}`. @default {Deno.env.get} */
+  env?: (name: string) => string | undefined;
+  /** The workflow's clock. @default {new RealClock()} */
+  clock?: Clock;
+  /** Where dead letters go. @default {the file's `dead_letter.path`, or sluice-dead-letters.ndjson} */
+  deadLetters?: DeadLetterSink;
+  /** Drives the status display. @default {realTicker()} */
+  ticker?: Ticker;
+  /** Whether stderr is a terminal (live status). @default {Deno.stderr.isTerminal()} */
+  isTerminal?: boolean;
+  /** Time stamp of log lines. @default {the current time, ISO 8601} */
+  logTime?: () => string;
+  /** Aborting it stops the workflow gracefully. */
+  signal?: AbortSignal;
+  /** Stop gracefully on SIGINT/SIGTERM. @default {true} */
+  handleSignals?: boolean;
+  /** Called when the metrics server listens (with the real port when 0 was asked for). */
+  onMetricsListen?: (address: { hostname: string; port: number }) => void;
+}
+
 /**
  * Runs `sluice run`.
  *
  * @param args Arguments after `run`.
  * @param io Output streams.
+ * @param options Registry, clock, ticker and the like, for tests.
  * @returns The exit code.
  * @example
  * ```ts ignore
@@ -118,7 +166,11 @@ export function formatReport(report: RunReport): string {
  * Deno.exit(await runCommand(["examples/generator.yaml"]));
  * ```
  */
-export async function runCommand(args: string[], io: CommandIo = stdio): Promise<number> {
+export async function runCommand(
+  args: string[],
+  io: CommandIo = stdio,
+  options: RunCommandOptions = {},
+): Promise<number> {
   let parsedArgs;
   try {
     parsedArgs = parseArgs({
@@ -128,6 +180,9 @@ export async function runCommand(args: string[], io: CommandIo = stdio): Promise
         quiet: { type: "boolean", default: false },
         "log-format": { type: "string", default: "text" },
         "drain-timeout": { type: "string", default: "30" },
+        "status-interval": { type: "string", default: "10" },
+        "metrics-port": { type: "string" },
+        "metrics-host": { type: "string", default: "127.0.0.1" },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -154,42 +209,170 @@ export async function runCommand(args: string[], io: CommandIo = stdio): Promise
     io.err(`error: --drain-timeout must be a positive number of seconds\n`);
     return EXIT.usage;
   }
+  const statusSeconds = Number(values["status-interval"]);
+  if (!(statusSeconds >= 0)) {
+    io.err(`error: --status-interval must be a number of seconds >= 0\n`);
+    return EXIT.usage;
+  }
+  let metricsPort: number | undefined;
+  if (values["metrics-port"] !== undefined) {
+    metricsPort = Number(values["metrics-port"]);
+    if (!Number.isInteger(metricsPort) || metricsPort < 0 || metricsPort > 65535) {
+      io.err(`error: --metrics-port must be a port number (0-65535), got "${
+        values["metrics-port"]
+      }"\n`);
+      return EXIT.usage;
+    }
+  }
   const file = positionals[0];
+  const live = !values.quiet && (options.isTerminal ?? Deno.stderr.isTerminal())
+    ? new LiveStatus(io.err)
+    : undefined;
   let secrets: readonly string[] = [];
   const logger = createLogger({
     level: values.quiet ? "error" : "info",
     format,
-    write: (line) => io.err(line + "\n"),
+    write: (line) => live ? live.log(line) : io.err(line + "\n"),
     redact: () => secrets,
+    time: options.logTime,
   });
-  let workflow;
-  try {
-    const parsed = parseWorkflowText(await readWorkflowFile(file), { file });
-    secrets = parsed.secrets;
-    const baseDir = dirname(file);
-    workflow = buildWorkflow(parsed, {
-      registry: new Registry(builtins),
-      logger,
-      baseDir,
-      deadLetters: new FileDeadLetters(
+  const baseDir = dirname(file);
+  const result = await checkWorkflowFile(file, {
+    registry: options.registry ?? new Registry(builtins),
+    env: options.env,
+    clock: options.clock,
+    logger,
+    deadLetters: (parsed) =>
+      options.deadLetters ?? new FileDeadLetters(
         resolvePath(baseDir, parsed.definition.dead_letter?.path ?? "sluice-dead-letters.ndjson"),
       ),
-    });
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      printConfigError(error, io, secrets);
-      return EXIT.usage;
-    }
-    throw error;
-  }
-  const report = await workflow.run({
-    handleSignals: true,
-    drainTimeoutMs: drainSeconds * 1000,
   });
+  secrets = result.secrets;
+  if (!result.workflow) {
+    printConfigError(new ConfigError(result.issues), io, secrets);
+    return EXIT.usage;
+  }
+  const report = await runWorkflowWithStatus(result.workflow, io, {
+    ...options,
+    quiet: values.quiet,
+    live,
+    json: format === "json",
+    statusIntervalMs: statusSeconds * 1000,
+    metricsPort,
+    metricsHost: values["metrics-host"],
+    secrets,
+    drainTimeoutMs: drainSeconds * 1000,
+    log: (line, fields) => logger.info(line, fields),
+  });
+  if (report === undefined) return EXIT.runtime;
   if (!values.quiet || report.status === "failed") {
     io.err(redact(formatReport(report), secrets));
   }
   return report.status === "failed" ? EXIT.runtime : EXIT.ok;
+}
+
+/** Options of {@linkcode runWorkflowWithStatus}. */
+export interface RunWithStatusOptions extends RunCommandOptions {
+  /** No status output. */
+  quiet?: boolean;
+  /** The live display, when on a terminal. */
+  live?: LiveStatus;
+  /** Status lines as JSON fields rather than text. */
+  json?: boolean;
+  /** Milliseconds between plain status lines; 0 for none. @default {10000} */
+  statusIntervalMs?: number;
+  /** Port of the metrics server; none when absent. */
+  metricsPort?: number;
+  /** Interface of the metrics server. @default {"127.0.0.1"} */
+  metricsHost?: string;
+  /** Values to mask. */
+  secrets?: readonly string[];
+  /** Longest graceful drain. */
+  drainTimeoutMs?: number;
+  /** Writes a status or info line. */
+  log?: (line: string, fields?: Record<string, unknown>) => void;
+}
+
+/**
+ * Runs a workflow with the CLI's status display and metrics endpoint: the
+ * live table on a terminal, periodic status lines otherwise, and
+ * `/metrics` and `/health` when a metrics port is given.
+ *
+ * @param workflow The workflow to run.
+ * @param io Output streams.
+ * @param options Display, metrics and run options.
+ * @returns The run report, or `undefined` when the metrics server could not start.
+ * @example
+ * ```ts
+ * import { runWorkflowWithStatus } from "./run.ts";
+ * import { Registry, VirtualClock, Workflow, MemoryDeadLetters } from "../mod.ts";
+ * import { builtins } from "../actors/mod.ts";
+ * const workflow = new Workflow({ registry: new Registry(builtins), clock: new VirtualClock(0), deadLetters: new MemoryDeadLetters() })
+ *   .addNode("GeneratorNode", "g", { message_count: 2 })
+ *   .addNode("FunctionNode", "f", { fn: () => {} })
+ *   .addConnection("g", "f");
+ * const report = await runWorkflowWithStatus(workflow, { out: () => {}, err: () => {} }, { quiet: true });
+ * console.assert(report?.status === "completed");
+ * ```
+ */
+export async function runWorkflowWithStatus(
+  workflow: Workflow,
+  io: CommandIo,
+  options: RunWithStatusOptions = {},
+): Promise<RunReport | undefined> {
+  const secrets = options.secrets ?? [];
+  const tracker = new HealthTracker();
+  const live = options.quiet ? undefined : options.live;
+  const log = options.log ?? ((line: string) => io.err(line + "\n"));
+  let server: MetricsServer | undefined;
+  if (options.metricsPort !== undefined) {
+    try {
+      server = serveMetrics({
+        snapshot: () => workflow.snapshot(),
+        health: (snapshot) => tracker.assess(snapshot),
+        port: options.metricsPort,
+        hostname: options.metricsHost,
+        secrets,
+        onListen: options.onMetricsListen,
+      });
+    } catch (error) {
+      io.err(`error: cannot serve metrics on ${options.metricsHost ?? "127.0.0.1"}:${options.metricsPort}: ${
+        (error as Error).message
+      }\n`);
+      return undefined;
+    }
+    if (!options.quiet) {
+      log(`metrics at http://${hostForUrl(server.hostname)}:${server.port}/metrics and /health`);
+    }
+  }
+  const ticker = options.ticker ?? realTicker();
+  const tick = () => {
+    const snapshot = workflow.snapshot();
+    const health = tracker.assess(snapshot);
+    if (live) live.render(statusTable(snapshot, health).map((l) => redact(l, secrets)));
+    else if (options.json) log("status", statusFields(snapshot, health));
+    else log(redact(statusLine(snapshot, health), secrets));
+  };
+  const intervalMs = live ? 1000 : options.statusIntervalMs ?? 10_000;
+  const ticking = !options.quiet && intervalMs > 0 ? ticker(intervalMs, tick) : undefined;
+  try {
+    const running = workflow.run({
+      handleSignals: options.handleSignals ?? true,
+      signal: options.signal,
+      drainTimeoutMs: options.drainTimeoutMs,
+    });
+    // The actors exist as soon as run() returns its promise: draw at once.
+    if (live) tick();
+    return await running;
+  } finally {
+    ticking?.stop();
+    live?.clear();
+    await server?.shutdown();
+  }
+}
+
+function hostForUrl(hostname: string): string {
+  return hostname.includes(":") ? `[${hostname}]` : hostname;
 }
 
 /**

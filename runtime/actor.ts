@@ -81,8 +81,8 @@ export type SourceOutcome =
 
 /**
  * A node's behaviour. Sources implement `run`; processors and sinks
- * implement `handle` (a batch) or `handleMessage` (one message, so that a
- * failure affects that message only).
+ * implement `map` (one message in, at most one out), `handleMessage` (one
+ * message, so that a failure affects that message only) or `handle` (a batch).
  *
  * @typeParam In The type of the messages it receives.
  * @typeParam Out The type of the messages it emits.
@@ -94,6 +94,16 @@ export interface Actor<In = unknown, Out = unknown> {
   handle?(batch: In[], ctx: ActorContext<Out>): void | Promise<void>;
   /** Handles one message. */
   handleMessage?(message: In, ctx: ActorContext<Out>): void | Promise<void>;
+  /**
+   * The fast path for one-in, at-most-one-out processors: the result, unless
+   * `undefined` or `null`, is emitted on `out`. It must not call `ctx.emit`
+   * (a failed call then has nothing to roll back). Takes precedence over
+   * `handleMessage` and `handle`.
+   */
+  map?(
+    message: In,
+    ctx: ActorContext<Out>,
+  ): Out | undefined | null | Promise<Out | undefined | null>;
   /**
    * Sources: produces until the input ends (`"end"` or `undefined`), the
    * connection is lost (`{disconnected}`, or a throw: restarted with backoff),

@@ -80,6 +80,9 @@ function sleepWith(
   });
 }
 
+/** Event-loop turns a virtual clock waits for new timers before it moves time. */
+const SETTLE_TURNS = 4;
+
 interface VirtualTimer {
   id: TimerId;
   at: number;
@@ -87,8 +90,19 @@ interface VirtualTimer {
   fn: () => void;
 }
 
-/** Yields one macrotask so that pending promise chains and I/O callbacks settle. */
-function yieldMacrotask(): Promise<void> {
+/**
+ * Yields to the event loop (one macrotask), so that timers, I/O and signal
+ * handlers run even while a pipeline has work queued. This is not a timer:
+ * it waits for no amount of time.
+ *
+ * @returns A promise that resolves on the next macrotask.
+ * @example
+ * ```ts
+ * import { yieldMacrotask } from "./clock.ts";
+ * await yieldMacrotask();
+ * ```
+ */
+export function yieldMacrotask(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
@@ -167,13 +181,17 @@ export class VirtualClock implements Clock {
   }
   /** Moves time forward to `targetMs` (see {@linkcode VirtualClock.advance}). */
   async advanceTo(targetMs: number): Promise<void> {
-    await yieldMacrotask();
     while (true) {
-      const due = this.#popDue(targetMs);
+      // Work started by the last timer may take a few event-loop turns
+      // (I/O, yields) before it schedules the next timer.
+      let due: VirtualTimer | undefined;
+      for (let turn = 0; turn < SETTLE_TURNS && !due; turn++) {
+        await yieldMacrotask();
+        due = this.#popDue(targetMs);
+      }
       if (!due) break;
       this.#now = Math.max(this.#now, due.at);
       due.fn();
-      await yieldMacrotask();
     }
     this.#now = Math.max(this.#now, targetMs);
     await yieldMacrotask();

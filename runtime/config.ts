@@ -129,13 +129,39 @@ export function pathSegments(path: string): (string | number)[] {
  * ```ts
  * import { parseWorkflowText } from "./config.ts";
  * const parsed = parseWorkflowText(
- *   "nodes:\n  - {id: g, type: GeneratorNode, config: {message_count: ${N:-5}}}\n",
+ *   'nodes:\n  - {id: g, type: GeneratorNode, config: {message_count: "${N:-5}"}}\n',
  *   { env: () => undefined },
  * );
  * console.assert((parsed.definition.nodes[0].config as { message_count: number }).message_count === 5);
  * ```
  */
 export function parseWorkflowText(text: string, options: ParseOptions = {}): ParsedWorkflow {
+  const { parsed, issues } = inspectWorkflowText(text, options);
+  if (issues.length > 0 || !parsed) throw new ConfigError(issues);
+  return parsed;
+}
+
+/**
+ * Parses workflow YAML like {@linkcode parseWorkflowText} but returns the
+ * issues instead of throwing, with a best-effort result whenever the YAML
+ * itself is readable, so that `sluice validate` can report the issues of
+ * every stage at once.
+ *
+ * @param text The YAML text.
+ * @param options File name and environment.
+ * @returns The issues found, and the parsed workflow unless the YAML has
+ * syntax errors or is not a map.
+ * @example
+ * ```ts
+ * import { inspectWorkflowText } from "./config.ts";
+ * const { parsed, issues } = inspectWorkflowText("nodes: []\nextra: 1\n");
+ * console.assert(parsed !== undefined && issues.length === 2);
+ * ```
+ */
+export function inspectWorkflowText(
+  text: string,
+  options: ParseOptions = {},
+): { parsed: ParsedWorkflow | undefined; issues: ConfigIssue[] } {
   const file = options.file ?? "<workflow>";
   const env = options.env ?? ((name: string) => Deno.env.get(name));
   const lineCounter = new LineCounter();
@@ -153,7 +179,7 @@ export function parseWorkflowText(text: string, options: ParseOptions = {}): Par
       position: at(error.pos[0]),
     });
   }
-  if (issues.length > 0) throw new ConfigError(issues);
+  if (issues.length > 0) return { parsed: undefined, issues };
   const raw = (doc.toJS({ maxAliasCount: 100 }) ?? {}) as WorkflowDefinition;
   const secrets = interpolate(doc, env, issues, at);
   const positionOf = (path: string) => {
@@ -167,7 +193,7 @@ export function parseWorkflowText(text: string, options: ParseOptions = {}): Par
       message: "a workflow file must be a map with at least a `nodes` list",
       position: { file, line: 1, column: 1 },
     });
-    throw new ConfigError(issues);
+    return { parsed: undefined, issues };
   }
   const shapeIssues: ConfigIssue[] = [];
   const definition = workflowFileSchema.parse(value, "", shapeIssues);
@@ -175,8 +201,7 @@ export function parseWorkflowText(text: string, options: ParseOptions = {}): Par
     // Node configs are checked against their type later; here only the frame.
     issues.push(withPosition(issue, doc, at));
   }
-  if (issues.length > 0) throw new ConfigError(issues);
-  return { definition, positionOf, secrets, raw, file };
+  return { parsed: { definition, positionOf, secrets, raw, file }, issues };
 }
 
 function withPosition(

@@ -83,6 +83,7 @@ export interface MailboxMarker<M> {
 
 interface BlockedSender<T> {
   items: readonly T[];
+  end: number;
   index: number;
   resolve: () => void;
   reject: (error: unknown) => void;
@@ -204,14 +205,15 @@ export class Mailbox<T, M = unknown> {
    * promise for the rest; the caller must await it before sending more, which
    * is how backpressure travels upstream.
    *
-   * @param messages The messages; the array is not kept after admission.
+   * @param messages The messages; the array is not kept when the result is `undefined`.
+   * @param count How many of the array's first elements to send. @default {messages.length}
    * @returns `undefined` when all were handled at once, else a promise.
    * @throws {MailboxClosedError} When the mailbox is closed.
    */
-  sendMany(messages: readonly T[]): Promise<void> | undefined {
+  sendMany(messages: readonly T[], count: number = messages.length): Promise<void> | undefined {
     if (this.#closed) throw new MailboxClosedError(this.owner);
     let index = 0;
-    const n = messages.length;
+    const n = count;
     if (this.#blocked.length === 0) {
       while (index < n && this.#size < this.capacity) this.#push(messages[index++]);
     }
@@ -223,7 +225,7 @@ export class Mailbox<T, M = unknown> {
       case "block":
         this.#wake();
         return new Promise<void>((resolve, reject) => {
-          this.#blocked.push({ items: messages, index, resolve, reject });
+          this.#blocked.push({ items: messages, end: n, index, resolve, reject });
         });
       case "drop_oldest":
         for (; index < n; index++) {
@@ -381,9 +383,9 @@ export class Mailbox<T, M = unknown> {
   drainAll(): T[] {
     const out = this.tryReceive(this.#size);
     for (const b of this.#blocked) {
-      for (let i = b.index; i < b.items.length; i++) out.push(b.items[i]);
-      this.#dequeued += b.items.length - b.index;
-      this.#removed += b.items.length - b.index;
+      for (let i = b.index; i < b.end; i++) out.push(b.items[i]);
+      this.#dequeued += b.end - b.index;
+      this.#removed += b.end - b.index;
       b.resolve();
     }
     this.#blocked = [];
@@ -405,7 +407,7 @@ export class Mailbox<T, M = unknown> {
 
   #pendingBlocked(): number {
     let n = 0;
-    for (const b of this.#blocked) n += b.items.length - b.index;
+    for (const b of this.#blocked) n += b.end - b.index;
     return n;
   }
 
@@ -453,10 +455,10 @@ export class Mailbox<T, M = unknown> {
   #admitBlocked(): void {
     while (this.#blocked.length > 0 && this.#size < this.capacity) {
       const b = this.#blocked[0];
-      while (b.index < b.items.length && this.#size < this.capacity) {
+      while (b.index < b.end && this.#size < this.capacity) {
         this.#push(b.items[b.index++]);
       }
-      if (b.index === b.items.length) {
+      if (b.index === b.end) {
         this.#blocked.shift();
         this.#blockedSends++;
         b.resolve();

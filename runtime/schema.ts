@@ -168,6 +168,14 @@ export interface StringOptions extends FieldOptions<string> {
   nonEmpty?: boolean;
 }
 
+/** Options of {@linkcode SchemaBuilders.any}. */
+export interface AnyOptions<T> extends FieldOptions<T> {
+  /** The type shown in docs. @default {"any"} */
+  type?: string;
+  /** A custom check; returns the parsed value. */
+  check?: (value: unknown, path: string, issues: ConfigIssue[]) => T;
+}
+
 /** Options of an object schema. */
 export interface ObjectOptions extends FieldOptions<Record<string, unknown>> {
   /** Whether keys that are not declared are accepted. @default {false} */
@@ -341,19 +349,15 @@ export class SchemaBuilders {
     ) as Schema<Out<Record<string, T>, O>>;
   }
   /** Any value, checked by the node itself (pass a custom check to validate). */
-  any<T = unknown, O extends FieldOptions<T> = FieldOptions<T>>(
-    options?: O & {
-      type?: string;
-      check?: (value: unknown, path: string, issues: ConfigIssue[]) => T;
-    },
-  ): Schema<Out<T, O>> {
+  any<T = unknown>(options?: AnyOptions<T>): Schema<T> {
     return field<T>(
       options?.type ?? "any",
       options,
       (value, path, issues) => options?.check ? options.check(value, path, issues) : value as T,
       {},
-    ) as Schema<Out<T, O>>;
+    );
   }
+
   /** A function (TypeScript workflows only; not expressible in YAML). */
   func<F extends (...args: never[]) => unknown, O extends FieldOptions<F> = FieldOptions<F>>(
     options?: O,

@@ -6,7 +6,7 @@
  */
 import type { Actor, ActorContext, Logger, SourceOutcome } from "./actor.ts";
 import { backoffDelay } from "./backoff.ts";
-import { type Clock, RealClock, type TimerId } from "./clock.ts";
+import { type Clock, RealClock, type TimerId, yieldMacrotask } from "./clock.ts";
 import { type DeadLetterSink, FileDeadLetters } from "./dead_letter.ts";
 import { ConfigError, type ConfigIssue, errorMessage, RestartIntensityError } from "./errors.ts";
 import { createLogger, withFields } from "./log.ts";
@@ -41,7 +41,7 @@ export interface MailboxConfig {
   sample_rate?: number;
   /** Seed of `sample`'s random choices. @default {1} */
   seed?: number;
-  /** Most messages handed to the actor at once. @default {256} */
+  /** Most messages handed to the actor at once (it never waits to fill a batch). @default {1024} */
   batch_size?: number;
 }
 
@@ -344,7 +344,7 @@ export class Workflow implements AsyncDisposable {
           sample_rate: mailbox.sample_rate ?? fromSpec.sampleRate ?? defaultMailbox.sample_rate ??
             0.1,
           seed: mailbox.seed ?? defaultMailbox.seed ?? index + 1,
-          batch_size: mailbox.batch_size ?? defaultMailbox.batch_size ?? 256,
+          batch_size: mailbox.batch_size ?? defaultMailbox.batch_size ?? 1024,
         },
         supervision: resolveSupervision(
           DEFAULT_SUPERVISION,
@@ -467,7 +467,11 @@ export class Workflow implements AsyncDisposable {
     const removeSignals = options.handleSignals ? this.#listenToSignals() : () => {};
     if (options.signal?.aborted) this.stop();
     try {
-      await Promise.all(this.#cells.map((cell) => cell.run()));
+      // After the drain deadline, actors stuck in a handler are not waited for.
+      const hardStopped = new Promise<void>((resolve) =>
+        this.#hardStop.signal.addEventListener("abort", () => resolve(), { once: true })
+      );
+      await Promise.race([Promise.all(this.#cells.map((cell) => cell.run())), hardStopped]);
     } finally {
       options.signal?.removeEventListener("abort", onAbort);
       removeSignals();
@@ -703,6 +707,8 @@ class Cell {
   readonly metrics: NodeMetrics = new NodeMetrics();
   readonly supervision: SupervisionOptions;
   abandoned: number = 0;
+  /** Messages of the batch being handled now. */
+  #inFlight = 0;
   #wf: CellHost;
   #node: ResolvedNode;
   #log: Logger;
@@ -717,7 +723,9 @@ class Cell {
   #incarnation: AbortController | undefined;
   #timers = new Set<TimerId>();
   #tasks: (() => void | Promise<void>)[] = [];
+  /** Messages emitted on `out` since the last flush: the first `#outCount` slots. */
   #outMain: unknown[] = [];
+  #outCount = 0;
   #outOther = new Map<string, unknown[]>();
   /** Ports of the messages emitted on ports other than `out`, in order, for rollback. */
   #otherLog: string[] = [];
@@ -727,6 +735,7 @@ class Cell {
   #batchAttempts = 0;
   #connectedPorts = new Set<string>();
   #persistent = new Map<string, unknown>();
+  #lastYield = 0;
 
   constructor(wf: CellHost, node: ResolvedNode, log: Logger) {
     this.#wf = wf;
@@ -808,13 +817,6 @@ class Cell {
 
   #makeContext(signal: AbortSignal): ActorContext {
     const wf = this.#wf;
-    const emitOther = (message: unknown, port: string) => {
-      const list = this.#outOther.get(port);
-      if (list) list.push(message);
-      else this.#outOther.set(port, [message]);
-      this.#otherLog.push(port);
-    };
-    const outMain = () => this.#outMain;
     return {
       nodeId: this.id,
       clock: wf.clock,
@@ -823,11 +825,11 @@ class Cell {
       metrics: this.metrics,
       connectedPorts: this.#connectedPorts,
       restarts: this.metrics.restarts,
-      emit(message: unknown, port?: string) {
-        if (port === undefined || port === "out") outMain().push(message);
-        else emitOther(message, port);
+      emit: (message: unknown, port?: string) => {
+        if (port === undefined || port === "out") this.#outMain[this.#outCount++] = message;
+        else this.#emitOther(message, port);
       },
-      flush: () => this.flush(),
+      flush: this.kind === "source" ? () => this.#flushSource() : () => this.flush(),
       deadLetter: (message, error, context) => {
         this.metrics.deadLettered++;
         wf.deadLetter(this.id, message, error, 1, context);
@@ -864,20 +866,46 @@ class Cell {
 
   // ---- delivery ----------------------------------------------------------
 
+  /**
+   * A source's flush. Sources are where all work starts, so they also yield
+   * to the event loop every few milliseconds of busy work: a pipeline whose
+   * actors never wait would otherwise starve timers, I/O and signals.
+   */
+  #flushSource(): Promise<void> | undefined {
+    const pending = this.flush();
+    const now = performance.now();
+    if (now - this.#lastYield < 8) return pending;
+    this.#lastYield = now;
+    return pending ? pending.then(yieldMacrotask) : yieldMacrotask();
+  }
+
+  #emitOther(message: unknown, port: string): void {
+    const list = this.#outOther.get(port);
+    if (list) list.push(message);
+    else this.#outOther.set(port, [message]);
+    this.#otherLog.push(port);
+  }
+
   flush(): Promise<void> | undefined {
     let pending: Promise<void>[] | undefined;
-    if (this.#outMain.length > 0) {
+    if (this.#outCount > 0) {
       const messages = this.#outMain;
-      this.#outMain = [];
-      const p = this.#deliver("out", messages);
-      if (p) (pending ??= []).push(p);
+      const count = this.#outCount;
+      this.#outCount = 0;
+      // The array is reused across batches (no allocation per batch) unless
+      // a blocked mailbox keeps it until it admits the rest.
+      const p = this.#deliver("out", messages, count);
+      if (p) {
+        this.#outMain = [];
+        (pending ??= []).push(p);
+      }
     }
     if (this.#outOther.size > 0) {
       const other = this.#outOther;
       this.#outOther = new Map();
       this.#otherLog = [];
       for (const [port, messages] of other) {
-        const p = this.#deliver(port, messages);
+        const p = this.#deliver(port, messages, messages.length);
         if (p) (pending ??= []).push(p);
       }
     }
@@ -885,25 +913,26 @@ class Cell {
     return pending.length === 1 ? pending[0] : Promise.all(pending).then(() => {});
   }
 
-  #deliver(port: string, messages: unknown[]): Promise<void> | undefined {
+  #deliver(port: string, messages: unknown[], count: number): Promise<void> | undefined {
     const m = this.metrics;
-    m.messagesOut += messages.length;
-    m.outByPort.set(port, (m.outByPort.get(port) ?? 0) + messages.length);
+    m.messagesOut += count;
+    m.outByPort.set(port, (m.outByPort.get(port) ?? 0) + count);
     m.lastActivity = this.#wf.clock.now();
     const targets = this.#edges.get(port);
     if (!targets) return undefined;
     let pending: Promise<void>[] | undefined;
     for (const target of targets) {
-      const p = target.accept(messages, this.id);
+      const p = target.accept(messages, count, this.id);
       if (p) (pending ??= []).push(p);
     }
     if (!pending) return undefined;
     return pending.length === 1 ? pending[0] : Promise.all(pending).then(() => {});
   }
 
-  accept(messages: unknown[], from: string): Promise<void> | undefined {
+  accept(messages: unknown[], count: number, from: string): Promise<void> | undefined {
     if (this.#dead || this.#wf.hardStopped) {
-      for (const message of messages) {
+      for (let i = 0; i < count; i++) {
+        const message = messages[i];
         this.metrics.deadLettered++;
         this.#wf.deadLetter(
           this.id,
@@ -914,12 +943,12 @@ class Cell {
       }
       return undefined;
     }
-    return this.mailbox!.sendMany(messages);
+    return this.mailbox!.sendMany(messages, count);
   }
 
   /** Undoes what a failed handler attempt emitted since the marks were taken. */
   #rollback(mainLength: number, otherLength: number): void {
-    this.#outMain.length = mainLength;
+    this.#outCount = mainLength;
     while (this.#otherLog.length > otherLength) {
       this.#outOther.get(this.#otherLog.pop()!)!.pop();
     }
@@ -1006,6 +1035,7 @@ class Cell {
 
   abandon(): void {
     this.#incarnation?.abort(new Error("drain deadline passed"));
+    this.abandoned += this.#inFlight;
     if (this.mailbox) {
       const left = this.mailbox.drainAll();
       this.abandoned += left.length;
@@ -1193,14 +1223,18 @@ class Cell {
         if (batch.length > 0) {
           if (retry === undefined) this.metrics.messagesIn += batch.length;
           retry = undefined;
-          await this.#process(batch);
+          this.#inFlight = batch.length;
+          const processing = this.#process(batch);
+          if (processing) await processing;
+          this.#inFlight = 0;
           this.#batchAttempts = 0;
           const p = this.flush();
           if (p) await p;
         }
-        await this.#passCheckpoints();
+        if (box.pendingMarkers > 0 || this.#held.length > 0) await this.#passCheckpoints();
         if (box.done && this.#tasks.length === 0) break;
       } catch (error) {
+        this.#inFlight = 0;
         const crash = error instanceof BatchCrash ? error : new BatchCrash(error, retry ?? []);
         retry = undefined;
         if (crash.remaining.length > 0) {
@@ -1252,16 +1286,30 @@ class Cell {
     this.#releaseHeld(true);
   }
 
-  /** Runs one batch through the actor with message-level failure handling. */
-  async #process(batch: unknown[]): Promise<void> {
+  /**
+   * Runs one batch through the actor with message-level failure handling;
+   * synchronous when the actor's `map` is.
+   */
+  #process(batch: unknown[]): Promise<void> | undefined {
+    const started = this.#wf.clock.monotonic();
+    const pending = this.#actor!.map ? this.#mapFrom(batch, 0) : this.#processOther(batch);
+    if (pending) return pending.then(() => this.#recordLatency(started, batch.length));
+    this.#recordLatency(started, batch.length);
+  }
+
+  #recordLatency(started: number, count: number): void {
+    const clock = this.#wf.clock;
+    this.metrics.latency.record((clock.monotonic() - started) / count, count);
+    this.metrics.lastActivity = clock.now();
+  }
+
+  async #processOther(batch: unknown[]): Promise<void> {
     const actor = this.#actor!;
     const ctx = this.#ctx!;
-    const clock = this.#wf.clock;
-    const started = clock.monotonic();
     const sup = this.supervision;
     if (actor.handleMessage) {
       for (let i = 0; i < batch.length; i++) {
-        const mainLength = this.#outMain.length;
+        const mainLength = this.#outCount;
         const otherLength = this.#otherLog.length;
         try {
           const r = actor.handleMessage(batch[i], ctx);
@@ -1273,7 +1321,7 @@ class Cell {
         }
       }
     } else if (actor.handle) {
-      const mainLength = this.#outMain.length;
+      const mainLength = this.#outCount;
       const otherLength = this.#otherLog.length;
       try {
         const r = actor.handle(batch, ctx);
@@ -1286,7 +1334,7 @@ class Cell {
         } else {
           // Find the failing messages by handling them one at a time.
           for (const message of batch) {
-            const main = this.#outMain.length;
+            const main = this.#outCount;
             const other = this.#otherLog.length;
             try {
               const r = actor.handle([message], ctx);
@@ -1299,9 +1347,48 @@ class Cell {
         }
       }
     }
-    const elapsed = clock.monotonic() - started;
-    this.metrics.latency.record(elapsed / batch.length, batch.length);
-    this.metrics.lastActivity = clock.now();
+  }
+
+  /**
+   * The `map` fast path from message `start`: results go straight into the
+   * outbox (a failed call emitted nothing, so nothing is rolled back). Stays
+   * synchronous until a result is a promise or a message fails.
+   */
+  #mapFrom(batch: unknown[], start: number): Promise<void> | undefined {
+    const actor = this.#actor!;
+    const ctx = this.#ctx!;
+    const map = actor.map!;
+    const n = batch.length;
+    for (let i = start; i < n; i++) {
+      let r;
+      try {
+        r = map.call(actor, batch[i], ctx);
+      } catch (error) {
+        return this.#mapFailed(batch, i, error);
+      }
+      if (r instanceof Promise) return this.#mapAsync(batch, i, r);
+      if (r !== undefined && r !== null) this.#outMain[this.#outCount++] = r;
+    }
+    return undefined;
+  }
+
+  async #mapAsync(batch: unknown[], index: number, pending: Promise<unknown>): Promise<void> {
+    let r;
+    try {
+      r = await pending;
+    } catch (error) {
+      return await this.#mapFailed(batch, index, error);
+    }
+    if (r !== undefined && r !== null) this.#outMain[this.#outCount++] = r;
+    await this.#mapFrom(batch, index + 1);
+  }
+
+  async #mapFailed(batch: unknown[], index: number, error: unknown): Promise<void> {
+    if (this.supervision.onMessageError === "restart") {
+      throw new BatchCrash(error, batch.slice(index));
+    }
+    await this.#retryMessage(batch[index], error);
+    await this.#mapFrom(batch, index + 1);
   }
 
   async #retryMessage(message: unknown, firstError: unknown): Promise<void> {
@@ -1311,9 +1398,14 @@ class Cell {
     this.metrics.lastError = errorMessage(firstError);
     let lastError = firstError;
     for (let attempt = 1; attempt <= this.supervision.maxMessageRetries; attempt++) {
-      const mainLength = this.#outMain.length;
+      const mainLength = this.#outCount;
       const otherLength = this.#otherLog.length;
       try {
+        if (actor.map) {
+          const r = await actor.map(message, ctx);
+          if (r !== undefined && r !== null) this.#outMain[this.#outCount++] = r;
+          return;
+        }
         const r = actor.handleMessage
           ? actor.handleMessage(message, ctx)
           : actor.handle!([message], ctx);

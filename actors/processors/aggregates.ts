@@ -141,9 +141,9 @@ export function createAggregationPlan(
   for (const name of names) {
     if (!isAggregationName(name)) {
       throw new TypeError(
-        `expected an aggregation name (one of ${
-          AGGREGATION_NAMES.join(", ")
-        }), found ${JSON.stringify(name) ?? String(name)}`,
+        `expected an aggregation name (one of ${AGGREGATION_NAMES.join(", ")}), found ${
+          JSON.stringify(name) ?? String(name)
+        }`,
       );
     }
     if (!unique.includes(name)) unique.push(name);
@@ -152,9 +152,7 @@ export function createAggregationPlan(
     .map((n) => PERCENTILES[n])
     .sort((a, b) => a - b);
   const numeric = percentiles.length > 0 ||
-    unique.some((n) =>
-      n === "sum" || n === "avg" || n === "min" || n === "max"
-    );
+    unique.some((n) => n === "sum" || n === "avg" || n === "min" || n === "max");
   const firstLast = unique.includes("first") || unique.includes("last");
   return Object.freeze({
     names: Object.freeze(unique),
@@ -536,11 +534,7 @@ export class QuantileSketch {
 
   /** Exact extremes beat bucket estimates (and tame overflow at the top). */
   #clamp(value: number): number {
-    return value < this.#min
-      ? this.#min
-      : value > this.#max
-      ? this.#max
-      : value;
+    return value < this.#min ? this.#min : value > this.#max ? this.#max : value;
   }
 }
 

@@ -41,18 +41,10 @@ const functionConfig = s.object({
 });
 
 class MessageFunctionActor implements Actor {
-  #fn: MessageFunction<unknown, unknown>;
+  map: (message: unknown, ctx: ActorContext) => unknown;
   constructor(fn: MessageFunction<unknown, unknown>) {
-    this.#fn = fn;
-  }
-  handleMessage(message: unknown, ctx: ActorContext): void | Promise<void> {
-    const result = this.#fn(message, ctx);
-    if (result instanceof Promise) {
-      return result.then((r) => {
-        if (r !== undefined && r !== null) ctx.emit(r);
-      });
-    }
-    if (result !== undefined && result !== null) ctx.emit(result);
+    // The user's function is the actor's map, called directly on the hot path.
+    this.map = fn as (message: unknown, ctx: ActorContext) => unknown;
   }
 }
 

@@ -182,9 +182,7 @@ export class WindowEngine {
   constructor(options: WindowEngineOptions) {
     if (typeof options !== "object" || options === null) {
       throw new TypeError(
-        `expected window engine options, found ${
-          options === null ? "null" : typeof options
-        }`,
+        `expected window engine options, found ${options === null ? "null" : typeof options}`,
       );
     }
     const { type } = options;
@@ -227,9 +225,7 @@ export class WindowEngine {
         n !== "count" && n !== "rate_per_second" && n !== "distinct_count"
       );
       throw new TypeError(
-        `expected valueField for aggregations ${
-          needing.join(", ")
-        }, found none`,
+        `expected valueField for aggregations ${needing.join(", ")}, found none`,
       );
     }
     this.#valueGetter = this.#plan.needsValue ? compilePath(valueField!) : null;
@@ -239,9 +235,7 @@ export class WindowEngine {
         "expected distinctField (or valueField) for distinct_count, found neither",
       );
     }
-    this.#distinctGetter = this.#plan.distinct
-      ? compilePath(distinctField!)
-      : null;
+    this.#distinctGetter = this.#plan.distinct ? compilePath(distinctField!) : null;
   }
 
   /**
@@ -398,7 +392,8 @@ export class WindowEngine {
 
   /**
    * Removes and returns every final window (end `<=` watermark), ordered by
-   * `window_end`, then `window_start`, then group key.
+   * `window_end`, then `window_start`, then group key (compared by its
+   * canonical encoding, `valueKey` of each field joined by commas).
    *
    * @returns The finished windows; empty when none.
    * @example Draining after the watermark passes
@@ -460,11 +455,7 @@ export class WindowEngine {
   #records(windows: OpenWindow[]): WindowRecord[] {
     windows.sort((a, b) =>
       a.end - b.end || a.start - b.start ||
-      (a.group.keyString < b.group.keyString
-        ? -1
-        : a.group.keyString > b.group.keyString
-        ? 1
-        : 0)
+      (a.group.keyString < b.group.keyString ? -1 : a.group.keyString > b.group.keyString ? 1 : 0)
     );
     const fields = this.#fields;
     return windows.map((w) => {
@@ -504,6 +495,9 @@ export class WindowEngine {
     const lastStart = Math.floor(t / slide) * slide;
     if (lastStart + size <= watermark) return false;
     const group = this.#groupOf(event);
+    const value = this.#valueGetter === null ? undefined : this.#valueGetter(event);
+    const distinct = this.#distinctGetter === null ? undefined : this.#distinctGetter(event);
+    const arrival = this.#arrival++;
     // Walk back from the latest window containing t; later windows end later,
     // so stop at the first final one.
     for (let k = Math.floor(t / slide);; k--) {
@@ -511,7 +505,7 @@ export class WindowEngine {
       const end = start + size;
       if (end <= t || end <= watermark) break;
       const w = group.windows.get(start) ?? this.#open(group, start, end);
-      this.#fold(w, event, t);
+      w.acc.add(t, value, distinct, arrival);
     }
     return true;
   }
@@ -527,7 +521,7 @@ export class WindowEngine {
     for (let i = 0; i < sessions.length; i++) {
       const s = sessions[i];
       // Final sessions are never reopened; touching counts as overlapping.
-      if (t > s.end || end < s.start) continue;
+      if (s.end <= watermark || t > s.end || end < s.start) continue;
       if (target === null) {
         target = s;
         continue;
@@ -553,12 +547,8 @@ export class WindowEngine {
   }
 
   #fold(w: OpenWindow, event: unknown, t: number): void {
-    const value = this.#valueGetter === null
-      ? undefined
-      : this.#valueGetter(event);
-    const distinct = this.#distinctGetter === null
-      ? undefined
-      : this.#distinctGetter(event);
+    const value = this.#valueGetter === null ? undefined : this.#valueGetter(event);
+    const distinct = this.#distinctGetter === null ? undefined : this.#distinctGetter(event);
     w.acc.add(t, value, distinct, this.#arrival++);
   }
 

@@ -220,9 +220,7 @@ Deno.test("Accumulator merge equals adding everything to one accumulator", () =>
     for (let i = 0; i < 500; i++) {
       const t = Math.floor(random() * 100);
       const v = random() < 0.9 ? Math.round((random() - 0.3) * 2000) : "n/a";
-      const d = random() < 0.1
-        ? { k: Math.floor(random() * 3) }
-        : Math.floor(random() * 40);
+      const d = random() < 0.1 ? { k: Math.floor(random() * 3) } : Math.floor(random() * 40);
       whole.add(t, v, d, i);
       parts[Math.floor(random() * parts.length)].add(t, v, d, i);
     }

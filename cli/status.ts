@@ -1,0 +1,401 @@
+/**
+ * Run status for the CLI: a health verdict computed from workflow snapshots,
+ * the live table redrawn in place on a terminal, the plain periodic status
+ * line, and the ticker that drives them.
+ *
+ * @module
+ */
+import { type Clock, RealClock } from "../runtime/clock.ts";
+import type { NodeSnapshot, WorkflowSnapshot } from "../runtime/metrics.ts";
+
+/** The health of a running workflow. */
+export type HealthStatus = "healthy" | "degraded" | "unhealthy";
+
+/** A health verdict with the reasons for it. */
+export interface HealthReport {
+  /** `healthy`, `degraded` (working but strained) or `unhealthy` (a node failed). */
+  status: HealthStatus;
+  /** One line per problem, empty when healthy. */
+  reasons: string[];
+}
+
+/** Options of {@linkcode assessHealth} and {@linkcode HealthTracker}. */
+export interface HealthOptions {
+  /** Mailbox utilization above which a node counts as congested. @default {0.8} */
+  maxUtilization?: number;
+}
+
+/**
+ * Judges a snapshot: a failed node makes the workflow unhealthy; a mailbox
+ * fuller than `maxUtilization`, a node restarting, or errors and restarts
+ * since `baseline` make it degraded.
+ *
+ * @param current The snapshot to judge.
+ * @param baseline An earlier snapshot; errors and restarts count from it.
+ *   Without one they count from the start of the run.
+ * @param options Thresholds.
+ * @returns The verdict.
+ * @example
+ * ```ts
+ * import { assessHealth } from "./status.ts";
+ * const report = assessHealth({ name: "w", time: 0, uptimeMs: 0, nodes: [], deadLetters: 0 });
+ * console.assert(report.status === "healthy" && report.reasons.length === 0);
+ * ```
+ */
+export function assessHealth(
+  current: WorkflowSnapshot,
+  baseline?: WorkflowSnapshot,
+  options: HealthOptions = {},
+): HealthReport {
+  const maxUtilization = options.maxUtilization ?? 0.8;
+  const before = new Map(baseline?.nodes.map((n) => [n.id, n]));
+  const unhealthy: string[] = [];
+  const degraded: string[] = [];
+  for (const node of current.nodes) {
+    const old = before.get(node.id);
+    if (node.state === "failed") {
+      unhealthy.push(`node "${node.id}" has failed${node.lastError ? `: ${node.lastError}` : ""}`);
+      continue;
+    }
+    if (node.state === "restarting") degraded.push(`node "${node.id}" is restarting`);
+    if (node.mailboxUtilization > maxUtilization) {
+      degraded.push(
+        `mailbox of "${node.id}" is ${percent(node.mailboxUtilization)} full (above ${
+          percent(maxUtilization)
+        })`,
+      );
+    }
+    const errors = node.errors - (old?.errors ?? 0);
+    if (errors > 0) {
+      degraded.push(`node "${node.id}": ${plural(errors, "error")}${since(current, baseline)}`);
+    }
+    const restarts = node.restarts - (old?.restarts ?? 0);
+    if (restarts > 0) {
+      degraded.push(`node "${node.id}": ${plural(restarts, "restart")}${since(current, baseline)}`);
+    }
+  }
+  if (unhealthy.length > 0) return { status: "unhealthy", reasons: [...unhealthy, ...degraded] };
+  if (degraded.length > 0) return { status: "degraded", reasons: degraded };
+  return { status: "healthy", reasons: [] };
+}
+
+function since(current: WorkflowSnapshot, baseline: WorkflowSnapshot | undefined): string {
+  return baseline ? ` in the last ${formatDuration(Math.max(0, current.time - baseline.time))}` : "";
+}
+
+/**
+ * Health over a sliding window: errors and restarts count when they
+ * happened within the last `windowMs` of the workflow's clock, so a single
+ * error degrades the status for a while rather than for one tick.
+ *
+ * @example
+ * ```ts
+ * import { HealthTracker } from "./status.ts";
+ * const tracker = new HealthTracker({ windowMs: 60_000 });
+ * const report = tracker.assess({ name: "w", time: 0, uptimeMs: 0, nodes: [], deadLetters: 0 });
+ * console.assert(report.status === "healthy");
+ * ```
+ */
+export class HealthTracker {
+  #windowMs: number;
+  #options: HealthOptions;
+  #history: WorkflowSnapshot[] = [];
+
+  /** @param options The window (default 60 s of clock time) and thresholds. */
+  constructor(options: HealthOptions & { windowMs?: number } = {}) {
+    this.#windowMs = options.windowMs ?? 60_000;
+    if (!(this.#windowMs > 0)) {
+      throw new RangeError(`windowMs must be > 0, got ${options.windowMs}`);
+    }
+    this.#options = options;
+  }
+
+  /**
+   * Judges a snapshot against the oldest one kept within the window, then
+   * keeps it.
+   *
+   * @param snapshot The current snapshot.
+   * @returns The verdict.
+   */
+  assess(snapshot: WorkflowSnapshot): HealthReport {
+    const history = this.#history;
+    history.push(snapshot);
+    // Keep the newest snapshot that is at least a window old as the baseline.
+    while (history.length > 1 && history[1].time <= snapshot.time - this.#windowMs) {
+      history.shift();
+    }
+    // While the run is younger than the window, every error is within it.
+    const baseline = history[0] !== snapshot && snapshot.uptimeMs > this.#windowMs
+      ? history[0]
+      : undefined;
+    return assessHealth(snapshot, baseline, this.#options);
+  }
+}
+
+/**
+ * Calls `tick` every `intervalMs` until the returned handle is stopped. The
+ * CLI uses {@linkcode realTicker}; tests pass one they fire by hand.
+ */
+export type Ticker = (intervalMs: number, tick: () => void) => { stop(): void };
+
+/**
+ * A ticker on a clock (the wall clock by default): the status display is
+ * CLI presentation, not workflow time.
+ *
+ * @param clock The clock. @default {new RealClock()}
+ * @returns The ticker.
+ * @example
+ * ```ts
+ * import { realTicker } from "./status.ts";
+ * import { VirtualClock } from "../runtime/clock.ts";
+ * const clock = new VirtualClock(0);
+ * let ticks = 0;
+ * const handle = realTicker(clock)(1000, () => ticks++);
+ * await clock.advance(3000);
+ * handle.stop();
+ * console.assert(ticks === 3);
+ * ```
+ */
+export function realTicker(clock: Clock = new RealClock()): Ticker {
+  return (intervalMs, tick) => {
+    if (!(intervalMs > 0)) throw new RangeError(`intervalMs must be > 0, got ${intervalMs}`);
+    let stopped = false;
+    let id = 0;
+    const schedule = () => {
+      id = clock.setTimeout(() => {
+        if (stopped) return;
+        schedule();
+        tick();
+      }, intervalMs);
+    };
+    schedule();
+    return {
+      stop() {
+        stopped = true;
+        clock.clearTimeout(id);
+      },
+    };
+  };
+}
+
+/**
+ * The status table: a header line, then one row per node with its state,
+ * rate, mailbox depth and utilization, drops, errors, restarts and dead
+ * letters, then the health reasons.
+ *
+ * @param snapshot The workflow snapshot.
+ * @param health The verdict to show.
+ * @returns The lines, without newlines.
+ * @example
+ * ```ts
+ * import { statusTable } from "./status.ts";
+ * const lines = statusTable(
+ *   { name: "w", time: 0, uptimeMs: 2000, nodes: [], deadLetters: 0 },
+ *   { status: "healthy", reasons: [] },
+ * );
+ * console.assert(lines[0] === "sluice: w up 2s, healthy, dead letters 0");
+ * ```
+ */
+export function statusTable(snapshot: WorkflowSnapshot, health: HealthReport): string[] {
+  const lines = [
+    `sluice: ${snapshot.name} up ${formatDuration(snapshot.uptimeMs)}, ${health.status}, dead letters ${snapshot.deadLetters}`,
+  ];
+  const header = ["NODE", "TYPE", "STATE", "RATE/S", "QUEUE", "UTIL", "DROPPED", "ERRORS", "RESTARTS", "DEAD"];
+  const rows = snapshot.nodes.map((n) => [
+    n.id,
+    n.type,
+    n.state,
+    n.ratePerSecond.toFixed(1),
+    n.mailbox ? `${n.mailbox.depth}/${n.mailbox.capacity}` : "-",
+    n.mailbox ? percent(n.mailboxUtilization) : "-",
+    String(n.dropped),
+    String(n.errors),
+    String(n.restarts),
+    String(n.deadLettered),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  // Text columns align left, numbers right.
+  const format = (cells: string[]) =>
+    cells.map((c, i) => i < 3 ? c.padEnd(widths[i]) : c.padStart(widths[i])).join("  ").trimEnd();
+  lines.push(format(header), ...rows.map(format));
+  for (const reason of health.reasons) lines.push(`  ${health.status}: ${reason}`);
+  return lines;
+}
+
+/**
+ * One status line for logs (non-terminal output): the health, uptime and
+ * dead letters, then per node its rate, its mailbox depth and whichever
+ * problem counters are not zero.
+ *
+ * @param snapshot The workflow snapshot.
+ * @param health The verdict to show.
+ * @returns The line, without a newline.
+ * @example
+ * ```ts
+ * import { statusLine } from "./status.ts";
+ * const line = statusLine(
+ *   { name: "w", time: 0, uptimeMs: 10_000, nodes: [], deadLetters: 0 },
+ *   { status: "healthy", reasons: [] },
+ * );
+ * console.assert(line === "status w: healthy, up 10s, dead letters 0");
+ * ```
+ */
+export function statusLine(snapshot: WorkflowSnapshot, health: HealthReport): string {
+  const parts = [
+    `status ${snapshot.name}: ${health.status}, up ${
+      formatDuration(snapshot.uptimeMs)
+    }, dead letters ${snapshot.deadLetters}`,
+  ];
+  for (const n of snapshot.nodes) parts.push(nodeSummary(n));
+  for (const reason of health.reasons) parts.push(`${health.status}: ${reason}`);
+  return parts.join(" | ");
+}
+
+function nodeSummary(n: NodeSnapshot): string {
+  const bits = [`${n.id} ${n.ratePerSecond.toFixed(1)}/s`];
+  if (n.state !== "running") bits.push(n.state);
+  if (n.mailbox) bits.push(`queue ${n.mailbox.depth}/${n.mailbox.capacity}`);
+  if (n.dropped) bits.push(`dropped ${n.dropped}`);
+  if (n.errors) bits.push(`errors ${n.errors}`);
+  if (n.restarts) bits.push(`restarts ${n.restarts}`);
+  if (n.deadLettered) bits.push(`dead ${n.deadLettered}`);
+  return bits.join(" ");
+}
+
+/**
+ * The status as structured fields (for `--log-format json`).
+ *
+ * @param snapshot The workflow snapshot.
+ * @param health The verdict.
+ * @returns Plain data.
+ * @example
+ * ```ts
+ * import { statusFields } from "./status.ts";
+ * const fields = statusFields(
+ *   { name: "w", time: 0, uptimeMs: 0, nodes: [], deadLetters: 0 },
+ *   { status: "healthy", reasons: [] },
+ * );
+ * console.assert(fields.health === "healthy");
+ * ```
+ */
+export function statusFields(
+  snapshot: WorkflowSnapshot,
+  health: HealthReport,
+): Record<string, unknown> {
+  return {
+    workflow: snapshot.name,
+    health: health.status,
+    reasons: health.reasons,
+    uptime_ms: snapshot.uptimeMs,
+    dead_letters: snapshot.deadLetters,
+    nodes: snapshot.nodes.map((n) => ({
+      id: n.id,
+      state: n.state,
+      rate_per_second: n.ratePerSecond,
+      depth: n.mailbox?.depth ?? 0,
+      capacity: n.mailbox?.capacity ?? 0,
+      utilization: n.mailboxUtilization,
+      dropped: n.dropped,
+      errors: n.errors,
+      restarts: n.restarts,
+      dead_lettered: n.deadLettered,
+    })),
+  };
+}
+
+/** ANSI: cursor up `n` lines, to column 1, clear to the end of the screen. */
+function erase(lines: number): string {
+  return lines > 0 ? `\x1b[${lines}A\r\x1b[J` : "";
+}
+
+/**
+ * A block of lines redrawn in place on a terminal (ANSI cursor movement).
+ * Log lines written through {@linkcode LiveStatus.log} appear above the
+ * block instead of being overwritten by it.
+ *
+ * @example
+ * ```ts
+ * import { LiveStatus } from "./status.ts";
+ * let screen = "";
+ * const live = new LiveStatus((text) => screen += text, { columns: () => 80 });
+ * live.render(["a", "b"]);
+ * live.render(["c"]);
+ * console.assert(screen === "a\nb\n\x1b[2A\r\x1b[Jc\n");
+ * ```
+ */
+export class LiveStatus {
+  #write: (text: string) => void;
+  #columns: () => number;
+  #drawn = 0;
+  #last: string[] = [];
+
+  /**
+   * @param write Writes to the terminal.
+   * @param options `columns`: the terminal width, to cut lines that would
+   *   wrap and break the redraw. @default {the console width, or 120}
+   */
+  constructor(write: (text: string) => void, options: { columns?: () => number } = {}) {
+    this.#write = write;
+    this.#columns = options.columns ?? consoleColumns;
+  }
+
+  /** Replaces the block with `lines`. */
+  render(lines: string[]): void {
+    const width = Math.max(10, this.#columns());
+    const cut = lines.map((l) => l.length > width - 1 ? l.slice(0, width - 2) + "…" : l);
+    this.#write(erase(this.#drawn) + cut.map((l) => l + "\n").join(""));
+    this.#drawn = cut.length;
+    this.#last = lines;
+  }
+
+  /** Writes a line above the block (a log line), then redraws the block. */
+  log(line: string): void {
+    const text = line.endsWith("\n") ? line : line + "\n";
+    this.#write(erase(this.#drawn) + text);
+    this.#drawn = 0;
+    if (this.#last.length > 0) this.render(this.#last);
+  }
+
+  /** Removes the block from the screen. */
+  clear(): void {
+    if (this.#drawn > 0) this.#write(erase(this.#drawn));
+    this.#drawn = 0;
+    this.#last = [];
+  }
+}
+
+function consoleColumns(): number {
+  try {
+    return Deno.consoleSize().columns;
+  } catch {
+    return 120;
+  }
+}
+
+/**
+ * A duration for humans: `850ms`, `12s`, `3m05s`, `2h01m`.
+ *
+ * @param ms Milliseconds.
+ * @returns The text.
+ * @example
+ * ```ts
+ * import { formatDuration } from "./status.ts";
+ * console.assert(formatDuration(185_000) === "3m05s");
+ * ```
+ */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m${String(s % 60).padStart(2, "0")}s`;
+  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}m`;
+}
+
+function percent(fraction: number): string {
+  return `${Math.round(fraction * 100)}%`;
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
