@@ -301,6 +301,25 @@ export class WindowEngine {
   }
 
   /**
+   * A lower bound of the earliest open window's end (exact for tumbling and
+   * sliding windows; a session may have grown since), for timers.
+   *
+   * @returns Epoch milliseconds, or `undefined` when no window is open.
+   * @example
+   * ```ts
+   * import { WindowEngine } from "./window_engine.ts";
+   * const engine = new WindowEngine({
+   *   type: "tumbling", sizeMs: 1000, graceMs: 0, groupBy: [], aggregations: ["count"],
+   * });
+   * engine.add({}, 1500);
+   * console.assert(engine.nextWindowEnd() === 2000);
+   * ```
+   */
+  nextWindowEnd(): number | undefined {
+    return this.#heap.length === 0 ? undefined : this.#heap[0].heapEnd;
+  }
+
+  /**
    * The cells of growable state held by all open windows (sketch buckets and
    * distinct values; 0 for the plain aggregations). O(open windows).
    *
