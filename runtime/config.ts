@@ -180,13 +180,25 @@ export function inspectWorkflowText(
     });
   }
   if (issues.length > 0) return { parsed: undefined, issues };
-  const raw = (doc.toJS({ maxAliasCount: 100 }) ?? {}) as WorkflowDefinition;
+  const toJS = (): unknown => {
+    try {
+      return doc.toJS({ maxAliasCount: 100 });
+    } catch (error) {
+      // Unresolved aliases, alias bombs (excessive expansion), bad tags.
+      throw new ConfigError([{
+        path: "",
+        message: `YAML error: ${(error as Error).message}`,
+        position: { file, line: 1, column: 1 },
+      }], { cause: error });
+    }
+  };
+  const raw = (toJS() ?? {}) as WorkflowDefinition;
   const secrets = interpolate(doc, env, issues, at);
   const positionOf = (path: string) => {
     const pos = positionIn(doc, pathSegments(path), at);
     return pos ? { line: pos.line, column: pos.column } : undefined;
   };
-  const value = doc.toJS({ maxAliasCount: 100 });
+  const value = toJS();
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     issues.push({
       path: "",
