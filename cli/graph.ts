@@ -181,7 +181,11 @@ export function workflowGraph(
     const written = rawConnections[i] ?? {};
     const fromPort = text(written.from_port ?? c.from_port ?? "out");
     const toPort = text(written.to_port ?? c.to_port ?? "in");
-    const label = toPort !== "in" ? `${fromPort} -> ${toPort}` : fromPort !== "out" ? fromPort : undefined;
+    const label = toPort !== "in"
+      ? `${fromPort} -> ${toPort}`
+      : fromPort !== "out"
+      ? fromPort
+      : undefined;
     return { from: `n${indexOf.get(c.from)}`, to: `n${indexOf.get(c.to)}`, label };
   });
   const name = text(raw.name ?? workflow.name);

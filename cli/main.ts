@@ -1,9 +1,11 @@
 /**
- * The `sluice` command line: `sluice run <workflow.yaml>`.
+ * The `sluice` command line: run, validate, graph and test workflow files,
+ * and list the node types.
  *
  * @example
  * ```sh
  * deno run -A jsr:@sluice/sluice/cli run workflow.yaml
+ * deno run -A jsr:@sluice/sluice/cli validate workflow.yaml
  * ```
  *
  * @module
@@ -17,11 +19,16 @@ export const HELP = `sluice: an actor-based stream runtime for Deno
 Usage: sluice <command> [options]
 
 Commands:
-  run <workflow.yaml>    Run a workflow until its sources end or SIGINT/SIGTERM.
-  demo                   Run the embedded demo pipeline (no services needed).
+  run <workflow.yaml>        Run a workflow until its sources end or SIGINT/SIGTERM,
+                             with a live status and optional Prometheus metrics.
+  validate <workflow.yaml>   Check workflow files; print every issue as file:line:col.
+  graph <workflow.yaml>      Print a workflow as a Mermaid or Graphviz diagram.
+  test <file_test.yaml>      Run workflow unit tests with in-memory sources and sinks.
+  nodes [TYPE]               List node types, or show one type's config keys.
+  demo                       Run the embedded demo pipeline (no services needed).
 
 Run \`sluice <command> --help\` for a command's options.
-Exit codes: 0 ok, 1 runtime failure, 2 bad config or usage.`;
+Exit codes: 0 ok, 1 runtime failure (or a failed test), 2 bad config or usage.`;
 
 /**
  * Runs the CLI with arguments and returns the exit code.
@@ -41,6 +48,22 @@ export async function main(args: string[], io: CommandIo = stdio): Promise<numbe
   switch (command) {
     case "run":
       return await runCommand(rest, io);
+    case "validate": {
+      const { validateCommand } = await import("./validate.ts");
+      return await validateCommand(rest, io);
+    }
+    case "graph": {
+      const { graphCommand } = await import("./graph.ts");
+      return await graphCommand(rest, io);
+    }
+    case "test": {
+      const { testCommand } = await import("./test.ts");
+      return await testCommand(rest, io);
+    }
+    case "nodes": {
+      const { nodesCommand } = await import("./nodes.ts");
+      return nodesCommand(rest, io);
+    }
     case "demo": {
       const { demoCommand } = await import("./demo.ts");
       return await demoCommand(rest, io);

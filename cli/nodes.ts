@@ -77,7 +77,9 @@ export function nodesCommand(
   const type = positionals[0];
   if (type === undefined) {
     if (values.json) {
-      const all = Object.fromEntries(registry.types().map((t) => [t, configJsonSchema(registry, t)]));
+      const all = Object.fromEntries(
+        registry.types().map((t) => [t, configJsonSchema(registry, t)]),
+      );
       io.out(JSON.stringify(all, null, 2) + "\n");
     } else {
       io.out(nodeList(registry));
@@ -167,7 +169,7 @@ export function nodeList(registry: Registry): string {
  * import { Registry } from "../runtime/registry.ts";
  * import { builtins } from "../actors/mod.ts";
  * const text = nodeDoc(new Registry(builtins).info("FileSinkNode")!);
- * console.assert(text.includes("  path  string, required"));
+ * console.assert(text.includes("  path    string, required"));
  * ```
  */
 export function nodeDoc(info: NodeTypeInfo): string {
@@ -220,7 +222,8 @@ function fieldSummary(field: SchemaInfo): string {
 
 function firstSentence(text: string): string {
   const match = text.match(/^.*?[.!?](?=\s|$)/s);
-  return (match ? match[0] : text).replace(/\s+/g, " ");
+  const sentence = (match ? match[0] : text).replace(/\s+/g, " ");
+  return sentence.length > 100 ? sentence.slice(0, 99).trimEnd() + "…" : sentence;
 }
 
 function wrap(text: string, width: number): string[] {

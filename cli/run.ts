@@ -11,6 +11,7 @@ import { type DeadLetterSink, FileDeadLetters } from "../runtime/dead_letter.ts"
 import { createLogger, redact } from "../runtime/log.ts";
 import { Registry } from "../runtime/registry.ts";
 import type { RunReport, Workflow } from "../runtime/workflow.ts";
+import type { WorkflowSnapshot } from "../runtime/metrics.ts";
 import { builtins } from "../actors/mod.ts";
 import { resolvePath } from "../actors/sinks/file.ts";
 import { checkWorkflowFile } from "./load.ts";
@@ -23,6 +24,7 @@ import {
   statusLine,
   statusTable,
   type Ticker,
+  withRates,
 } from "./status.ts";
 
 /** Exit codes of every command. */
@@ -218,9 +220,9 @@ export async function runCommand(
   if (values["metrics-port"] !== undefined) {
     metricsPort = Number(values["metrics-port"]);
     if (!Number.isInteger(metricsPort) || metricsPort < 0 || metricsPort > 65535) {
-      io.err(`error: --metrics-port must be a port number (0-65535), got "${
-        values["metrics-port"]
-      }"\n`);
+      io.err(
+        `error: --metrics-port must be a port number (0-65535), got "${values["metrics-port"]}"\n`,
+      );
       return EXIT.usage;
     }
   }
@@ -336,9 +338,11 @@ export async function runWorkflowWithStatus(
         onListen: options.onMetricsListen,
       });
     } catch (error) {
-      io.err(`error: cannot serve metrics on ${options.metricsHost ?? "127.0.0.1"}:${options.metricsPort}: ${
-        (error as Error).message
-      }\n`);
+      io.err(
+        `error: cannot serve metrics on ${
+          options.metricsHost ?? "127.0.0.1"
+        }:${options.metricsPort}: ${(error as Error).message}\n`,
+      );
       return undefined;
     }
     if (!options.quiet) {
@@ -346,8 +350,11 @@ export async function runWorkflowWithStatus(
     }
   }
   const ticker = options.ticker ?? realTicker();
+  let previous: WorkflowSnapshot | undefined;
   const tick = () => {
-    const snapshot = workflow.snapshot();
+    const current = workflow.snapshot();
+    const snapshot = withRates(current, previous);
+    previous = current;
     const health = tracker.assess(snapshot);
     if (live) live.render(statusTable(snapshot, health).map((l) => redact(l, secrets)));
     else if (options.json) log("status", statusFields(snapshot, health));
@@ -361,8 +368,10 @@ export async function runWorkflowWithStatus(
       signal: options.signal,
       drainTimeoutMs: options.drainTimeoutMs,
     });
-    // The actors exist as soon as run() returns its promise: draw at once.
+    // The actors exist as soon as run() returns its promise: draw at once
+    // (and measure the first interval's rates from here).
     if (live) tick();
+    else previous = workflow.snapshot();
     return await running;
   } finally {
     ticking?.stop();

@@ -80,7 +80,9 @@ export function assessHealth(
 }
 
 function since(current: WorkflowSnapshot, baseline: WorkflowSnapshot | undefined): string {
-  return baseline ? ` in the last ${formatDuration(Math.max(0, current.time - baseline.time))}` : "";
+  return baseline
+    ? ` in the last ${formatDuration(Math.max(0, current.time - baseline.time))}`
+    : "";
 }
 
 /**
@@ -130,6 +132,43 @@ export class HealthTracker {
       : undefined;
     return assessHealth(snapshot, baseline, this.#options);
   }
+}
+
+/**
+ * Replaces each node's `ratePerSecond` by its rate since `previous` (messages
+ * emitted for sources, received otherwise), so that a display ticking every
+ * second shows the last second's rate. Without a usable previous snapshot
+ * (none, or no clock time between them) the snapshot is returned as it is.
+ *
+ * @param current The snapshot now.
+ * @param previous The snapshot of the previous tick.
+ * @returns The snapshot with rates over the interval.
+ * @example
+ * ```ts
+ * import { withRates } from "./status.ts";
+ * const node = { id: "a", kind: "processor", messagesIn: 0, messagesOut: 0, ratePerSecond: 0 };
+ * const before = { name: "w", time: 0, uptimeMs: 0, nodes: [node], deadLetters: 0 };
+ * const after = { ...before, time: 2000, nodes: [{ ...node, messagesIn: 50 }] };
+ * // deno-lint-ignore no-explicit-any
+ * console.assert(withRates(after as any, before as any).nodes[0].ratePerSecond === 25);
+ * ```
+ */
+export function withRates(
+  current: WorkflowSnapshot,
+  previous?: WorkflowSnapshot,
+): WorkflowSnapshot {
+  const elapsed = previous ? current.time - previous.time : 0;
+  if (!previous || !(elapsed > 0)) return current;
+  const before = new Map(previous.nodes.map((n) => [n.id, n]));
+  const count = (n: NodeSnapshot) => n.kind === "source" ? n.messagesOut : n.messagesIn;
+  return {
+    ...current,
+    nodes: current.nodes.map((n) => {
+      const old = before.get(n.id);
+      if (!old) return n;
+      return { ...n, ratePerSecond: Math.max(0, count(n) - count(old)) * 1000 / elapsed };
+    }),
+  };
 }
 
 /**
@@ -198,9 +237,22 @@ export function realTicker(clock: Clock = new RealClock()): Ticker {
  */
 export function statusTable(snapshot: WorkflowSnapshot, health: HealthReport): string[] {
   const lines = [
-    `sluice: ${snapshot.name} up ${formatDuration(snapshot.uptimeMs)}, ${health.status}, dead letters ${snapshot.deadLetters}`,
+    `sluice: ${snapshot.name} up ${
+      formatDuration(snapshot.uptimeMs)
+    }, ${health.status}, dead letters ${snapshot.deadLetters}`,
   ];
-  const header = ["NODE", "TYPE", "STATE", "RATE/S", "QUEUE", "UTIL", "DROPPED", "ERRORS", "RESTARTS", "DEAD"];
+  const header = [
+    "NODE",
+    "TYPE",
+    "STATE",
+    "RATE/S",
+    "QUEUE",
+    "UTIL",
+    "DROPPED",
+    "ERRORS",
+    "RESTARTS",
+    "DEAD",
+  ];
   const rows = snapshot.nodes.map((n) => [
     n.id,
     n.type,
@@ -286,15 +338,15 @@ export function statusFields(
     workflow: snapshot.name,
     health: health.status,
     reasons: health.reasons,
-    uptime_ms: snapshot.uptimeMs,
+    uptime_ms: Math.round(snapshot.uptimeMs),
     dead_letters: snapshot.deadLetters,
     nodes: snapshot.nodes.map((n) => ({
       id: n.id,
       state: n.state,
-      rate_per_second: n.ratePerSecond,
+      rate_per_second: Math.round(n.ratePerSecond * 100) / 100,
       depth: n.mailbox?.depth ?? 0,
       capacity: n.mailbox?.capacity ?? 0,
-      utilization: n.mailboxUtilization,
+      utilization: Math.round(n.mailboxUtilization * 1000) / 1000,
       dropped: n.dropped,
       errors: n.errors,
       restarts: n.restarts,
@@ -366,7 +418,8 @@ export class LiveStatus {
 
 function consoleColumns(): number {
   try {
-    return Deno.consoleSize().columns;
+    // A pseudo-terminal without a size reports 0 columns.
+    return Deno.consoleSize().columns || 120;
   } catch {
     return 120;
   }
@@ -384,8 +437,8 @@ function consoleColumns(): number {
  * ```
  */
 export function formatDuration(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)}ms`;
-  const s = Math.floor(ms / 1000);
+  if (Math.round(ms) < 1000) return `${Math.round(ms)}ms`;
+  const s = Math.max(1, Math.floor(ms / 1000));
   if (s < 60) return `${s}s`;
   const m = Math.floor(s / 60);
   if (m < 60) return `${m}m${String(s % 60).padStart(2, "0")}s`;

@@ -88,9 +88,9 @@ export async function validateCommand(
     const nodes = result.workflow!.nodes.length;
     const connections = result.workflow!.connections.length;
     io.out(
-      `${files.length > 1 ? `${file}: ` : ""}ok: ${nodes} node${nodes === 1 ? "" : "s"}, ${connections} connection${
-        connections === 1 ? "" : "s"
-      }\n`,
+      `${files.length > 1 ? `${file}: ` : ""}ok: ${nodes} node${
+        nodes === 1 ? "" : "s"
+      }, ${connections} connection${connections === 1 ? "" : "s"}\n`,
     );
   }
   return failed ? EXIT.usage : EXIT.ok;

@@ -48,7 +48,9 @@ export function backoffDelay(
   const factor = options.factor ?? 2;
   const cap = options.maxDelayMs ?? 30_000;
   const jitter = Math.min(1, Math.max(0, options.jitter ?? 0.2));
-  const base = Math.min(cap, initial * Math.pow(factor, attempt - 1));
+  // Capping the exponent keeps the product finite (0 * Infinity is NaN).
+  const growth = Math.pow(factor, Math.min(attempt - 1, 1024));
+  const base = initial <= 0 ? 0 : Math.min(cap, initial * growth);
   return base * (1 - jitter * random);
 }
 

@@ -80,8 +80,22 @@ function sleepWith(
   });
 }
 
-/** Event-loop turns a virtual clock waits for new timers before it moves time. */
-const SETTLE_TURNS = 4;
+/** What a {@linkcode VirtualClock} probe reports about the work in flight. */
+export interface ActivityProbe {
+  /** Messages are queued or being handled. */
+  busy: boolean;
+  /** Changes whenever any work is done. */
+  signature: number;
+}
+
+/** Event-loop turns a virtual clock always lets pass before it fires a timer. */
+const MIN_SETTLE_TURNS = 2;
+/** Turns without progress after which busy work is taken to wait on the clock. */
+const STALLED_TURNS = 3;
+/** Turns a clock waits for a timer to appear before it moves time to the target. */
+const EXTRA_TIMER_TURNS = 3;
+/** An upper bound, so a probe that never settles cannot hang a test. */
+const MAX_SETTLE_TURNS = 10_000;
 
 interface VirtualTimer {
   id: TimerId;
@@ -103,7 +117,18 @@ interface VirtualTimer {
  * ```
  */
 export function yieldMacrotask(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
+  // A message on a fresh channel: a real event-loop turn (timers and I/O get
+  // theirs) without the 4 ms clamp that nested setTimeout(0) calls suffer.
+  // The ports are closed at once, so nothing keeps the process alive.
+  return new Promise((resolve) => {
+    const { port1, port2 } = new MessageChannel();
+    port1.onmessage = () => {
+      port1.close();
+      resolve();
+    };
+    port2.postMessage(null);
+    port2.close();
+  });
 }
 
 /**
@@ -126,6 +151,7 @@ export function yieldMacrotask(): Promise<void> {
 export class VirtualClock implements Clock {
   #now: number;
   #timers: VirtualTimer[] = [];
+  #probes = new Set<() => ActivityProbe>();
   #nextId = 1;
   #seq = 0;
 
@@ -143,6 +169,7 @@ export class VirtualClock implements Clock {
   }
   /** Schedules `fn` at now + ms. */
   setTimeout(fn: () => void, ms: number): TimerId {
+    if (Number.isNaN(ms)) throw new RangeError("VirtualClock.setTimeout: delay is NaN");
     const id = this.#nextId++;
     this.#timers.push({
       id,
@@ -182,10 +209,10 @@ export class VirtualClock implements Clock {
   /** Moves time forward to `targetMs` (see {@linkcode VirtualClock.advance}). */
   async advanceTo(targetMs: number): Promise<void> {
     while (true) {
-      // Work started by the last timer may take a few event-loop turns
-      // (I/O, yields) before it schedules the next timer.
-      let due: VirtualTimer | undefined;
-      for (let turn = 0; turn < SETTLE_TURNS && !due; turn++) {
+      await this.#settleTurns();
+      let due = this.#popDue(targetMs);
+      // Work that just settled may still be on its way to scheduling a timer.
+      for (let turn = 0; !due && turn < EXTRA_TIMER_TURNS; turn++) {
         await yieldMacrotask();
         due = this.#popDue(targetMs);
       }
@@ -196,6 +223,47 @@ export class VirtualClock implements Clock {
     this.#now = Math.max(this.#now, targetMs);
     await yieldMacrotask();
   }
+
+  /**
+   * Registers a probe of the work in flight (a workflow registers one while
+   * it runs). Time does not move while a probe reports work that is still
+   * progressing, so a timer never fires ahead of messages already on their way.
+   *
+   * @param probe Returns whether work is queued or in flight, and a number
+   * that changes whenever any work is done.
+   * @returns A function that removes the probe.
+   */
+  watch(probe: () => ActivityProbe): () => void {
+    this.#probes.add(probe);
+    return () => this.#probes.delete(probe);
+  }
+
+  /**
+   * Yields event-loop turns until the watched work is idle, or stuck (no
+   * progress for a few turns: waiting on this clock or on outside I/O).
+   */
+  async #settleTurns(): Promise<void> {
+    let signature = NaN;
+    let still = 0;
+    for (let turn = 0; turn < MAX_SETTLE_TURNS; turn++) {
+      await yieldMacrotask();
+      let busy = false;
+      let sum = 0;
+      for (const probe of this.#probes) {
+        const activity = probe();
+        busy ||= activity.busy;
+        sum += activity.signature;
+      }
+      if (!busy && turn + 1 >= MIN_SETTLE_TURNS) return;
+      if (sum === signature) {
+        if (++still >= STALLED_TURNS && turn + 1 >= MIN_SETTLE_TURNS) return;
+      } else {
+        signature = sum;
+        still = 0;
+      }
+    }
+  }
+
   /** Lets pending work settle without moving time. */
   async settle(rounds = 2): Promise<void> {
     for (let i = 0; i < rounds; i++) await yieldMacrotask();

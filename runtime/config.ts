@@ -92,7 +92,13 @@ export interface ParsedWorkflow {
   file: string;
 }
 
-const VAR = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+/**
+ * `${NAME}` and `${NAME:-default}` with an upper-case NAME are environment
+ * variables; lower-case `${now}` or `${user_id}` are left to the nodes' own
+ * templates (enrichment rules, `set` transformations).
+ */
+const VAR = /\$\{([A-Z_][A-Z0-9_]*)(?::-([^}]*))?\}/g;
+const VAR_START = /\$\{[A-Z_]/;
 
 /**
  * Splits a key path such as `nodes[1].config.a` into segments.
@@ -268,9 +274,9 @@ function interpolate(
       }
     } else if (isSeq(node)) {
       node.items.forEach((item: unknown, i: number) => visit(item, `${path}[${i}]`));
-    } else if (isScalar(node) && typeof node.value === "string" && node.value.includes("${")) {
+    } else if (isScalar(node) && typeof node.value === "string" && VAR_START.test(node.value)) {
       const text = node.value;
-      const whole = text.match(/^\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}$/);
+      const whole = text.match(/^\$\{([A-Z_][A-Z0-9_]*)(?::-([^}]*))?\}$/);
       let missing = false;
       const replaced = text.replace(VAR, (_m, name: string, fallback: string | undefined) => {
         const value = env(name);

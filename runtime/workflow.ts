@@ -6,7 +6,7 @@
  */
 import type { Actor, ActorContext, Logger, SourceOutcome } from "./actor.ts";
 import { backoffDelay } from "./backoff.ts";
-import { type Clock, RealClock, type TimerId, yieldMacrotask } from "./clock.ts";
+import { type Clock, RealClock, type TimerId, VirtualClock, yieldMacrotask } from "./clock.ts";
 import { type DeadLetterSink, FileDeadLetters } from "./dead_letter.ts";
 import { ConfigError, type ConfigIssue, errorMessage, RestartIntensityError } from "./errors.ts";
 import { createLogger, withFields } from "./log.ts";
@@ -464,6 +464,19 @@ export class Workflow implements AsyncDisposable {
     }
     const onAbort = () => this.stop();
     options.signal?.addEventListener("abort", onAbort, { once: true });
+    // Under a virtual clock, time waits for messages already on their way.
+    const unwatch = this.clock instanceof VirtualClock
+      ? this.clock.watch(() => {
+        let busy = false;
+        let signature = 0;
+        for (const cell of this.#cells) {
+          busy ||= cell.busy;
+          signature += cell.metrics.messagesIn + cell.metrics.messagesOut +
+            cell.metrics.restarts + (cell.mailbox?.depth ?? 0);
+        }
+        return { busy, signature };
+      })
+      : () => {};
     const removeSignals = options.handleSignals ? this.#listenToSignals() : () => {};
     if (options.signal?.aborted) this.stop();
     try {
@@ -474,6 +487,7 @@ export class Workflow implements AsyncDisposable {
       await Promise.race([Promise.all(this.#cells.map((cell) => cell.run())), hardStopped]);
     } finally {
       options.signal?.removeEventListener("abort", onAbort);
+      unwatch();
       removeSignals();
       if (this.#drainTimer !== undefined) this.clock.clearTimeout(this.#drainTimer);
       await this.#deadLetters.close();
@@ -709,6 +723,8 @@ class Cell {
   abandoned: number = 0;
   /** Messages of the batch being handled now. */
   #inFlight = 0;
+  /** Between a failure and the supervisor's decision (busy for the virtual clock). */
+  #recovering = false;
   #wf: CellHost;
   #node: ResolvedNode;
   #log: Logger;
@@ -769,6 +785,13 @@ class Cell {
         },
       });
     }
+  }
+
+  /** Work is queued in the mailbox or being handled. */
+  get busy(): boolean {
+    if (this.#state === "done" || this.#dead) return false;
+    return this.#recovering || (this.mailbox?.depth ?? 0) > 0 || this.#inFlight > 0 ||
+      this.#tasks.length > 0;
   }
 
   connect(port: string, target: Cell): void {
@@ -1045,6 +1068,16 @@ class Cell {
 
   /** Supervisor decision after a failure; throws Escalation when the budget is spent. */
   async #onFailure(error: unknown): Promise<void> {
+    this.#recovering = true;
+    try {
+      await this.#decide(error);
+    } finally {
+      this.#recovering = false;
+    }
+  }
+
+  /** The supervisor's decision after a failure; throws Escalation when the budget is spent. */
+  async #decide(error: unknown): Promise<void> {
     const m = this.metrics;
     m.errors++;
     m.lastError = errorMessage(error);
@@ -1075,9 +1108,14 @@ class Cell {
     this.#state = "restarting";
     const delay = backoffDelay(this.#failedAttempts, sup.backoff, this.#wf.random());
     try {
-      await this.#wf.clock.sleep(delay, { signal: this.#wf.hardStopSignal });
-    } catch {
-      throw new Escalation(new Error("drain deadline passed"));
+      const sleeping = this.#wf.clock.sleep(delay, { signal: this.#wf.hardStopSignal });
+      this.#recovering = false;
+      await sleeping;
+    } catch (error) {
+      if (this.#wf.hardStopSignal.aborted) {
+        throw new Escalation(new Error("drain deadline passed"));
+      }
+      throw error;
     }
     m.restarts++;
     this.#log.info("restarting", { attempt: this.#failedAttempts, delayMs: Math.round(delay) });
@@ -1228,6 +1266,8 @@ class Cell {
           if (processing) await processing;
           this.#inFlight = 0;
           this.#batchAttempts = 0;
+          // A batch handled after a restart: the next failure backs off from the start.
+          this.#failedAttempts = 0;
           const p = this.flush();
           if (p) await p;
         }
@@ -1235,6 +1275,17 @@ class Cell {
         if (box.done && this.#tasks.length === 0) break;
       } catch (error) {
         this.#inFlight = 0;
+        this.#recovering = true;
+        // What was handled before the crash is valid output: deliver it (the
+        // failed message's own output was rolled back).
+        try {
+          const p = this.flush();
+          if (p) await p;
+        } catch (flushError) {
+          this.#log.warn("could not deliver output before restart", {
+            error: errorMessage(flushError),
+          });
+        }
         const crash = error instanceof BatchCrash ? error : new BatchCrash(error, retry ?? []);
         retry = undefined;
         if (crash.remaining.length > 0) {

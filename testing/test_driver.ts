@@ -160,6 +160,9 @@ class FeedSource implements Actor {
   }
 }
 
+/** Event-loop turns without progress after which the workflow counts as settled. */
+const QUIET_TURNS = 3;
+
 const TEST_SOURCE = "TestDriverSource";
 const TEST_SINK = "TestDriverSink";
 
@@ -396,9 +399,9 @@ export class TestDriver {
     if (!entry) {
       const hint = suggest(sourceId, this.#feeds.keys());
       throw new RangeError(
-        `"${sourceId}" is not a replaced source${hint ? `; did you mean "${hint}"?` : ""} (sources: ${
-          this.sources.join(", ") || "none"
-        })`,
+        `"${sourceId}" is not a replaced source${
+          hint ? `; did you mean "${hint}"?` : ""
+        } (sources: ${this.sources.join(", ") || "none"})`,
       );
     }
     if (!Array.isArray(events)) {
@@ -422,21 +425,31 @@ export class TestDriver {
   /**
    * Moves virtual time forward, emitting what was sent for that time and
    * firing every timer on the way; the workflow starts on the first call.
+   * Before each timer fires, the work started by the previous one runs to
+   * completion, as if it took no time.
    *
    * @param ms Virtual milliseconds.
    */
   async advance(ms: number): Promise<void> {
     if (!(ms >= 0)) throw new RangeError(`advance expects ms >= 0, got ${ms}`);
     this.#start();
-    await this.clock.settle();
-    await this.clock.advance(ms);
-    await this.clock.settle();
+    const target = this.clock.now() + ms;
+    while (true) {
+      await this.#quiesce();
+      const next = this.clock.nextTimerAt();
+      if (next === undefined || next > target) break;
+      await this.clock.advanceTo(next);
+    }
+    await this.clock.advanceTo(target);
+    await this.#quiesce();
     this.#rethrow();
   }
 
   /**
    * Ends the inputs: every replaced source emits what is left at its time
    * and ends, virtual time moves on until the workflow has drained.
+   * Processors drain as soon as their inputs end: timers they set that are
+   * due later do not fire (use {@linkcode TestDriver.advance} first to let them).
    *
    * @returns The outputs, dead letters and report.
    */
@@ -450,11 +463,11 @@ export class TestDriver {
       (this.#options.finishTimeoutMs ?? 86_400_000);
     let stopped = false;
     let idle = 0;
-    while (this.#report === undefined && this.#failure === undefined) {
-      await this.clock.settle();
-      if (this.#report !== undefined || this.#failure !== undefined) break;
+    while (!this.#done()) {
+      await this.#quiesce();
+      if (this.#done()) break;
       const next = this.clock.nextTimerAt();
-      if (next !== undefined && next <= limit) {
+      if (next !== undefined && (next <= limit || stopped)) {
         idle = 0;
         await this.clock.advanceTo(next);
         continue;
@@ -465,13 +478,9 @@ export class TestDriver {
         this.workflow.stop();
         continue;
       }
-      if (stopped && next !== undefined) {
-        await this.clock.advanceTo(next);
-        continue;
-      }
-      // Nothing scheduled: the workflow waits for real I/O (a file, a kept
-      // connector). Give it time, but do not spin forever on a deadlock.
-      if (++idle > 5000) {
+      // Nothing scheduled: the workflow waits for real I/O (a kept sink or
+      // connector). Give it turns, but do not spin forever on a deadlock.
+      if (++idle > 2000) {
         throw new Error(
           `the workflow did not finish and has no timers pending; node states: ${
             this.workflow.snapshot().nodes.map((n) => `${n.id}=${n.state}`).join(", ")
@@ -529,6 +538,38 @@ export class TestDriver {
       (report) => this.#report = report,
       (error) => this.#failure = error ?? new Error("workflow run failed"),
     );
+  }
+
+  #done(): boolean {
+    return this.#report !== undefined || this.#failure !== undefined;
+  }
+
+  /**
+   * Yields event-loop turns until the workflow's progress stops changing:
+   * everything that takes no virtual time (message passing, drains) is done.
+   */
+  async #quiesce(): Promise<void> {
+    let last = "";
+    let stable = 0;
+    for (let turn = 0; turn < 10_000 && stable < QUIET_TURNS && !this.#done(); turn++) {
+      await this.clock.settle(1);
+      const now = this.#progress();
+      stable = now === last ? stable + 1 : 0;
+      last = now;
+    }
+  }
+
+  #progress(): string {
+    const nodes = this.workflow.snapshot().nodes.map((n) =>
+      `${n.state}:${n.messagesIn}:${n.messagesOut}:${
+        n.mailbox?.depth ?? 0
+      }:${n.errors}:${n.restarts}:${n.deadLettered}`
+    );
+    let collected = 0;
+    for (const out of Object.values(this.#outputs)) collected += out.length;
+    return `${
+      nodes.join(",")
+    }|${collected}|${this.#deadLetters.letters.length}|${this.clock.pendingTimers}|${this.clock.nextTimerAt()}`;
   }
 
   #rethrow(): void {
