@@ -19,6 +19,8 @@
 export * from "./runtime/actor.ts";
 export * from "./runtime/backoff.ts";
 export * from "./runtime/clock.ts";
+export * from "./runtime/conditions.ts";
+export * from "./runtime/config.ts";
 export * from "./runtime/dead_letter.ts";
 export * from "./runtime/errors.ts";
 export * from "./runtime/flow.ts";
@@ -29,4 +31,13 @@ export * from "./runtime/registry.ts";
 export * from "./runtime/schema.ts";
 export * from "./runtime/supervisor.ts";
 export * from "./runtime/workflow.ts";
+export * from "./runtime/time.ts";
+export * from "./runtime/path.ts";
+export {
+  type SendOptions,
+  TestDriver,
+  type TestDriverOptions,
+  type TestDriverTextOptions,
+  type TestResult,
+} from "./testing/test_driver.ts";
 export * from "./actors/mod.ts";

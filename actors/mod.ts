@@ -26,6 +26,9 @@ import { ConsoleSinkNode } from "./sinks/console.ts";
 import { FileSinkNode } from "./sinks/file.ts";
 import { EventStreamNode } from "./sources/kafka.ts";
 import { KafkaSinkNode } from "./sinks/kafka.ts";
+import { WebSocketNode } from "./sources/websocket.ts";
+import { WebSocketClientSinkNode } from "./sinks/websocket_client.ts";
+import { WebSocketServerSinkNode } from "./sinks/websocket_server.ts";
 
 export {
   type GeneratedEvent,
@@ -153,6 +156,30 @@ export {
   type AggregationName,
   QuantileSketch,
 } from "./processors/aggregates.ts";
+export {
+  safeUrl,
+  webSocket,
+  type WebSocketBatch,
+  type WebSocketConfig,
+  WebSocketConnection,
+  WebSocketConnectionError,
+  WebSocketFrameError,
+  WebSocketHandshakeError,
+  WebSocketNode,
+  WebSocketProtocolError,
+  WebSocketTimeoutError,
+} from "./sources/websocket.ts";
+export {
+  webSocketClientSink,
+  type WebSocketClientSinkConfig,
+  WebSocketClientSinkNode,
+} from "./sinks/websocket_client.ts";
+export {
+  type SlowClientPolicy,
+  webSocketServerSink,
+  type WebSocketServerSinkConfig,
+  WebSocketServerSinkNode,
+} from "./sinks/websocket_server.ts";
 
 /** Every built-in node type. */
 export const builtins: readonly NodeSpec[] = [
@@ -169,4 +196,7 @@ export const builtins: readonly NodeSpec[] = [
   FileSinkNode,
   EventStreamNode,
   KafkaSinkNode,
+  WebSocketNode,
+  WebSocketClientSinkNode,
+  WebSocketServerSinkNode,
 ];

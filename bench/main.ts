@@ -9,6 +9,7 @@ type Bench = () => Promise<BenchResult>;
 
 const benches: Record<string, () => Promise<Bench>> = {
   core: async () => (await import("./core_bench.ts")).benchCore,
+  clickstream: async () => (await import("./clickstream_bench.ts")).benchClickstream,
 };
 
 const wanted = Deno.args.length > 0 ? Deno.args : Object.keys(benches);

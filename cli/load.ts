@@ -116,7 +116,7 @@ export function checkWorkflowText(text: string, file: string, options: CheckOpti
     // at the same place (a missing variable leaves `${N}` where a number
     // belongs): keep only the first report for a path and what lies under it.
     const reported = issues.map((i) => pathSegments(i.path));
-    for (const issue of dropCascades(error.issues, parsed)) {
+    for (const issue of error.issues) {
       const segments = pathSegments(issue.path);
       if (!reported.some((r) => isPrefix(r, segments))) {
         issues.push(issue);
@@ -127,45 +127,6 @@ export function checkWorkflowText(text: string, file: string, options: CheckOpti
     return { issues: sortIssues(issues), secrets: [...secrets], parsed };
   }
   return { issues, secrets: [...secrets], parsed, workflow };
-}
-
-/**
- * Drops graph issues that only follow from a node issue reported already:
- * a node of unknown type is left out of the graph, so connections to it are
- * "unknown", its targets have "no input", and the workflow may have "no
- * source"; a node whose config is invalid has no ports yet.
- */
-function dropCascades(issues: readonly ConfigIssue[], parsed: ParsedWorkflow): ConfigIssue[] {
-  const nodes = parsed.definition.nodes;
-  const connections = parsed.definition.connections;
-  const unresolved = new Set<string>();
-  const broken = new Set<string>();
-  for (const issue of issues) {
-    const [top, index, field] = pathSegments(issue.path);
-    if (top !== "nodes" || typeof index !== "number" || !nodes[index]) continue;
-    if (field === "type") unresolved.add(nodes[index].id);
-    if (field === "config") broken.add(nodes[index].id);
-  }
-  if (unresolved.size === 0 && broken.size === 0) return [...issues];
-  return issues.filter((issue) => {
-    const [top, index, field] = pathSegments(issue.path);
-    if (top === "nodes" && index === undefined) {
-      return !(unresolved.size > 0 && issue.message.includes("no source node"));
-    }
-    if (top === "nodes" && typeof index === "number" && field === undefined) {
-      const id = nodes[index]?.id;
-      const fedByUnresolved = connections.some((c) => c.to === id && unresolved.has(c.from));
-      return !(fedByUnresolved && issue.message.includes("has no input connection"));
-    }
-    if (top === "connections" && typeof index === "number" && connections[index]) {
-      const c = connections[index];
-      if ((field === "from" || field === "to") && issue.message.startsWith("unknown node ")) {
-        return !unresolved.has(field === "from" ? c.from : c.to);
-      }
-      if (field === "from_port") return !(unresolved.has(c.from) || broken.has(c.from));
-    }
-    return true;
-  });
 }
 
 function isPrefix(prefix: (string | number)[], path: (string | number)[]): boolean {

@@ -12,6 +12,11 @@
  */
 import { EXIT, runCommand, stdio } from "./run.ts";
 import type { CommandIo } from "./run.ts";
+import { demoCommand } from "./demo.ts";
+import { graphCommand } from "./graph.ts";
+import { nodesCommand } from "./nodes.ts";
+import { testCommand } from "./test.ts";
+import { validateCommand } from "./validate.ts";
 
 /** Top-level help. */
 export const HELP = `sluice: an actor-based stream runtime for Deno
@@ -48,26 +53,16 @@ export async function main(args: string[], io: CommandIo = stdio): Promise<numbe
   switch (command) {
     case "run":
       return await runCommand(rest, io);
-    case "validate": {
-      const { validateCommand } = await import("./validate.ts");
+    case "validate":
       return await validateCommand(rest, io);
-    }
-    case "graph": {
-      const { graphCommand } = await import("./graph.ts");
+    case "graph":
       return await graphCommand(rest, io);
-    }
-    case "test": {
-      const { testCommand } = await import("./test.ts");
+    case "test":
       return await testCommand(rest, io);
-    }
-    case "nodes": {
-      const { nodesCommand } = await import("./nodes.ts");
+    case "nodes":
       return nodesCommand(rest, io);
-    }
-    case "demo": {
-      const { demoCommand } = await import("./demo.ts");
+    case "demo":
       return await demoCommand(rest, io);
-    }
     case undefined:
     case "help":
     case "-h":

@@ -17,12 +17,15 @@ import { resolvePath } from "../actors/sinks/file.ts";
 import { checkWorkflowFile } from "./load.ts";
 import { type MetricsServer, serveMetrics } from "./metrics_server.ts";
 import {
+  combineHealth,
   HealthTracker,
   LiveStatus,
+  type MonitorReport,
   realTicker,
   statusFields,
   statusLine,
   statusTable,
+  tapHealthMonitors,
   type Ticker,
   withRates,
 } from "./status.ts";
@@ -239,8 +242,12 @@ export async function runCommand(
     time: options.logTime,
   });
   const baseDir = dirname(file);
+  const monitors = new Map<string, MonitorReport>();
   const result = await checkWorkflowFile(file, {
-    registry: options.registry ?? new Registry(builtins),
+    registry: tapHealthMonitors(
+      options.registry ?? new Registry(builtins),
+      (report) => monitors.set(report.node, report),
+    ),
     env: options.env,
     clock: options.clock,
     logger,
@@ -265,6 +272,7 @@ export async function runCommand(
     secrets,
     drainTimeoutMs: drainSeconds * 1000,
     log: (line, fields) => logger.info(line, fields),
+    monitors: () => [...monitors.values()],
   });
   if (report === undefined) return EXIT.runtime;
   if (!values.quiet || report.status === "failed") {
@@ -293,6 +301,8 @@ export interface RunWithStatusOptions extends RunCommandOptions {
   drainTimeoutMs?: number;
   /** Writes a status or info line. */
   log?: (line: string, fields?: Record<string, unknown>) => void;
+  /** The latest reports of the workflow's HealthMonitorNodes (see {@linkcode tapHealthMonitors}). */
+  monitors?: () => readonly MonitorReport[];
 }
 
 /**
@@ -324,6 +334,8 @@ export async function runWorkflowWithStatus(
 ): Promise<RunReport | undefined> {
   const secrets = options.secrets ?? [];
   const tracker = new HealthTracker();
+  const assess = (snapshot: WorkflowSnapshot) =>
+    combineHealth(tracker.assess(snapshot), options.monitors?.() ?? []);
   const live = options.quiet ? undefined : options.live;
   const log = options.log ?? ((line: string) => io.err(line + "\n"));
   let server: MetricsServer | undefined;
@@ -331,7 +343,7 @@ export async function runWorkflowWithStatus(
     try {
       server = serveMetrics({
         snapshot: () => workflow.snapshot(),
-        health: (snapshot) => tracker.assess(snapshot),
+        health: assess,
         port: options.metricsPort,
         hostname: options.metricsHost,
         secrets,
@@ -355,7 +367,7 @@ export async function runWorkflowWithStatus(
     const current = workflow.snapshot();
     const snapshot = withRates(current, previous);
     previous = current;
-    const health = tracker.assess(snapshot);
+    const health = assess(snapshot);
     if (live) live.render(statusTable(snapshot, health).map((l) => redact(l, secrets)));
     else if (options.json) log("status", statusFields(snapshot, health));
     else log(redact(statusLine(snapshot, health), secrets));

@@ -5,8 +5,10 @@
  *
  * @module
  */
+import type { Actor, ActorContext } from "../runtime/actor.ts";
 import { type Clock, RealClock } from "../runtime/clock.ts";
 import type { NodeSnapshot, WorkflowSnapshot } from "../runtime/metrics.ts";
+import { type NodeSpec, Registry } from "../runtime/registry.ts";
 
 /** The health of a running workflow. */
 export type HealthStatus = "healthy" | "degraded" | "unhealthy";
@@ -83,6 +85,127 @@ function since(current: WorkflowSnapshot, baseline: WorkflowSnapshot | undefined
   return baseline
     ? ` in the last ${formatDuration(Math.max(0, current.time - baseline.time))}`
     : "";
+}
+
+/** The latest report of a HealthMonitorNode in the workflow. */
+export interface MonitorReport {
+  /** The monitor's node id. */
+  node: string;
+  /** Its `health_status`. */
+  status: string;
+  /** Its alerts. */
+  alerts: { type: string; node?: string; message: string }[];
+}
+
+/**
+ * Adds what HealthMonitorNodes last reported to a verdict: a monitor that
+ * reports anything but `healthy` makes a healthy workflow degraded, and
+ * each of its alerts becomes a reason.
+ *
+ * @param own The verdict computed from the snapshot.
+ * @param monitors The monitors' latest reports.
+ * @returns The combined verdict.
+ * @example
+ * ```ts
+ * import { combineHealth } from "./status.ts";
+ * const report = combineHealth({ status: "healthy", reasons: [] }, [{
+ *   node: "health",
+ *   status: "degraded",
+ *   alerts: [{ type: "LOW_THROUGHPUT", message: "0 msg/s, below 1" }],
+ * }]);
+ * console.assert(report.status === "degraded");
+ * console.assert(report.reasons[0] === 'monitor "health": LOW_THROUGHPUT: 0 msg/s, below 1');
+ * ```
+ */
+export function combineHealth(own: HealthReport, monitors: readonly MonitorReport[]): HealthReport {
+  const reasons = [...own.reasons];
+  let status = own.status;
+  for (const monitor of monitors) {
+    if (monitor.status !== "healthy" && status === "healthy") status = "degraded";
+    for (const alert of monitor.alerts) {
+      reasons.push(
+        `monitor "${monitor.node}": ${alert.type}${
+          alert.node ? ` on "${alert.node}"` : ""
+        }: ${alert.message}`,
+      );
+    }
+  }
+  return { status, reasons };
+}
+
+/**
+ * A copy of a registry whose HealthMonitorNode (when registered) also hands
+ * every report it emits to `onReport`, so that the CLI can show the
+ * monitor's verdict next to its own.
+ *
+ * @param registry The registry.
+ * @param onReport Called with each report a monitor emits.
+ * @param type The monitor's type name. @default {"HealthMonitorNode"}
+ * @returns The registry to build the workflow with.
+ * @example
+ * ```ts
+ * import { tapHealthMonitors } from "./status.ts";
+ * import { Registry } from "../runtime/registry.ts";
+ * const registry = tapHealthMonitors(new Registry(), () => {});
+ * console.assert(registry.types().length === 0);
+ * ```
+ */
+export function tapHealthMonitors(
+  registry: Registry,
+  onReport: (report: MonitorReport) => void,
+  type = "HealthMonitorNode",
+): Registry {
+  const spec = registry.get(type);
+  if (!spec) return registry;
+  const tapped: NodeSpec = {
+    ...spec,
+    create(config, env) {
+      return tapActor(spec.create(config, env), (message) => {
+        const report = message as { health_status?: unknown; alerts?: unknown };
+        if (report && typeof report.health_status === "string") {
+          onReport({
+            node: env.id,
+            status: report.health_status,
+            alerts: Array.isArray(report.alerts) ? report.alerts : [],
+          });
+        }
+      });
+    },
+  };
+  return new Registry(registry.types().map((t) => t === type ? tapped : registry.get(t)!));
+}
+
+/** An actor whose emitted messages are also passed to `seen`. */
+function tapActor(actor: Actor, seen: (message: unknown) => void): Actor {
+  const contexts = new WeakMap<ActorContext, ActorContext>();
+  const tap = (ctx: ActorContext): ActorContext => {
+    let proxy = contexts.get(ctx);
+    if (!proxy) {
+      proxy = new Proxy(ctx, {
+        get(target, prop) {
+          if (prop === "emit") {
+            return (message: unknown, port?: string) => {
+              seen(message);
+              target.emit(message, port);
+            };
+          }
+          return Reflect.get(target, prop, target);
+        },
+      });
+      contexts.set(ctx, proxy);
+    }
+    return proxy;
+  };
+  const wrapped: Actor = {};
+  if (actor.start) wrapped.start = (ctx) => actor.start!(tap(ctx));
+  if (actor.run) wrapped.run = (ctx) => actor.run!(tap(ctx));
+  if (actor.handle) wrapped.handle = (batch, ctx) => actor.handle!(batch, tap(ctx));
+  if (actor.handleMessage) wrapped.handleMessage = (m, ctx) => actor.handleMessage!(m, tap(ctx));
+  if (actor.drain) wrapped.drain = (ctx) => actor.drain!(tap(ctx));
+  if (actor.close) wrapped.close = () => actor.close!();
+  if (actor.checkpointBarrier) wrapped.checkpointBarrier = () => actor.checkpointBarrier!();
+  if (actor.checkpointProgress) wrapped.checkpointProgress = () => actor.checkpointProgress!();
+  return wrapped;
 }
 
 /**

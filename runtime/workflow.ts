@@ -280,6 +280,10 @@ export class Workflow implements AsyncDisposable {
     const registry = this.#options.registry;
     const byId = new Map<string, ResolvedNode>();
     const nodes: ResolvedNode[] = [];
+    // Nodes whose type is unknown or whose config is broken: their own issue is
+    // reported once, without follow-on errors about their ports and connections.
+    const unresolved = new Set<string>();
+    const brokenConfig = new Set<string>();
     const defaultMailbox = mailboxSchema.parse(
       this.#options.defaultMailbox,
       "defaults.mailbox",
@@ -310,6 +314,7 @@ export class Workflow implements AsyncDisposable {
         return;
       }
       const spec = typeof decl.type === "string" ? registry.get(decl.type) : undefined;
+      if (!spec) unresolved.add(decl.id);
       if (!spec) {
         const hint = typeof decl.type === "string" ? registry.suggest(decl.type) : undefined;
         issues.push({
@@ -324,6 +329,7 @@ export class Workflow implements AsyncDisposable {
       const config = spec.config.parse(decl.config ?? {}, `${path}.config`, issues);
       if (issues.length === before) spec.validate?.(config, `${path}.config`, issues);
       const configOk = issues.length === before;
+      if (!configOk) brokenConfig.add(decl.id);
       for (let i = before; i < issues.length; i++) {
         issues[i] = {
           ...issues[i],
@@ -373,8 +379,9 @@ export class Workflow implements AsyncDisposable {
           message: `unknown node ${JSON.stringify(id)}${hint ? `; did you mean "${hint}"?` : ""}`,
         });
       };
-      if (!from) unknownNode("from", c.from);
-      if (!to) unknownNode("to", c.to);
+      if (!from && !unresolved.has(c.from)) unknownNode("from", c.from);
+      if (!to && !unresolved.has(c.to)) unknownNode("to", c.to);
+      if (to || unresolved.has(c.to)) incoming.set(c.to, (incoming.get(c.to) ?? 0) + 1);
       if (!from || !to) return;
       const fromPort = c.from_port ?? "out";
       const toPort = c.to_port ?? "in";
@@ -383,7 +390,7 @@ export class Workflow implements AsyncDisposable {
           path: `${path}.from`,
           message: `node "${c.from}" is a sink (${from.spec.type}) and has no outputs`,
         });
-      } else if (!from.outputs.includes(fromPort)) {
+      } else if (!brokenConfig.has(c.from) && !from.outputs.includes(fromPort)) {
         const hint = registrySuggest(fromPort, from.outputs);
         issues.push({
           path: `${path}.from_port`,
@@ -406,7 +413,6 @@ export class Workflow implements AsyncDisposable {
           })`,
         });
       }
-      incoming.set(c.to, (incoming.get(c.to) ?? 0) + 1);
       adjacency.set(c.from, [...(adjacency.get(c.from) ?? []), c.to]);
     });
     for (const node of nodes) {
@@ -417,7 +423,7 @@ export class Workflow implements AsyncDisposable {
         });
       }
     }
-    if (nodes.length > 0 && !nodes.some((n) => n.spec.kind === "source")) {
+    if (nodes.length > 0 && unresolved.size === 0 && !nodes.some((n) => n.spec.kind === "source")) {
       issues.push({ path: "nodes", message: "the workflow has no source node" });
     }
     const cycle = findCycle([...byId.keys()], adjacency);

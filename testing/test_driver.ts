@@ -81,7 +81,6 @@ export interface TestResult {
 
 interface Pending {
   at: number;
-  seq: number;
   messages: unknown[];
   port: string;
 }
@@ -251,7 +250,6 @@ export class TestDriver {
   readonly #outputs: Record<string, unknown[]> = {};
   readonly #deadLetters = new MemoryDeadLetters();
   readonly #options: TestDriverOptions;
-  #seq = 0;
   #running: Promise<RunReport> | undefined;
   #report: RunReport | undefined;
   #failure: unknown;
@@ -418,7 +416,7 @@ export class TestDriver {
     if (!(at >= now)) {
       throw new RangeError(`at must be >= the current virtual time ${now} ms, got ${at}`);
     }
-    entry.feed.push({ at: this.#startTime + at, seq: this.#seq++, messages: [...events], port });
+    entry.feed.push({ at: this.#startTime + at, messages: [...events], port });
     return this;
   }
 

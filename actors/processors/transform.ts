@@ -10,6 +10,7 @@
  * | --- | --- | --- | --- |
  * | `parse_iso` | ISO 8601 string, epoch s/ms number or decimal string, `Date` | the time in `unit` | `unit`: `s` (default: epoch seconds, like the generator's `timestamp`), `ms` or `iso` (UTC, `toISOString`) |
  * | `hash` | string, number, boolean or bigint (as its decimal text) | SHA-256 hex of the UTF-8 text, salted as `sha256(salt + text)` | `salt_env`: environment variable holding the salt, read when the node is created |
+ * | `bucket` | string, number, boolean or bigint (as its decimal text) | an integer in `[0, buckets)`: the FNV-1a 32-bit hash of the UTF-8 text modulo `buckets` (see {@linkcode fnv1a32}) | `buckets` (required): how many buckets, an integer from 1 to 2^32 |
  * | `flatten` | a plain object | a new object with dot keys (`{"a.b": 1}`); arrays and empty objects are kept as values | `separator` (default `.`) |
  * | `rename` | anything | moves the value to `output_field` (required) | |
  * | `copy` | anything | copies the value to `output_field` (required) | |
@@ -22,7 +23,7 @@
  *
  * Missing fields and `null`: a missing field (its path does not resolve)
  * makes every operation except `set` and `default` a no-op, and so does
- * `null` for the value operations (`parse_iso`, `hash`, `flatten`,
+ * `null` for the value operations (`parse_iso`, `hash`, `bucket`, `flatten`,
  * `lowercase`, `uppercase`, `to_number`, `to_string`: the `null` stays and
  * `output_field` is not written). `rename`, `copy` and `remove` treat `null`
  * as a value. With `required: true` a missing (or, for value operations,
@@ -64,6 +65,7 @@ import { fromMs, parseTimestampMs, type TimeUnit } from "../../runtime/time.ts";
 export const TRANSFORM_OPERATIONS = [
   "parse_iso",
   "hash",
+  "bucket",
   "flatten",
   "rename",
   "copy",
@@ -95,6 +97,8 @@ export interface Transformation {
   unit?: TimeUnit;
   /** `hash`: the environment variable holding the salt. */
   salt_env?: string;
+  /** `bucket`: how many buckets (an integer from 1 to 2^32). */
+  buckets?: number;
   /** `flatten`: what joins nested keys. @default {"."} */
   separator?: string;
 }
@@ -547,10 +551,12 @@ const OP_LOWERCASE = 8;
 const OP_UPPERCASE = 9;
 const OP_TO_NUMBER = 10;
 const OP_TO_STRING = 11;
+const OP_BUCKET = 12;
 
 const OP_CODES: Readonly<Record<TransformOperation, number>> = {
   parse_iso: OP_PARSE_ISO,
   hash: OP_HASH,
+  bucket: OP_BUCKET,
   flatten: OP_FLATTEN,
   rename: OP_RENAME,
   copy: OP_COPY,
@@ -568,6 +574,7 @@ const COMMON_KEYS = ["field", "operation", "output_field", "required"] as const;
 const EXTRA_KEYS: Readonly<Record<TransformOperation, readonly string[]>> = {
   parse_iso: ["unit"],
   hash: ["salt_env"],
+  bucket: ["buckets"],
   flatten: ["separator"],
   rename: [],
   copy: [],
@@ -587,6 +594,8 @@ const TIME_UNITS: readonly TimeUnit[] = ["s", "ms", "iso"];
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 const MAX_FLATTEN_DEPTH = 64;
+/** FNV-1a hashes are 32-bit: more buckets than 2^32 would leave some empty. */
+const MAX_BUCKETS = 2 ** 32;
 
 /** One compiled transformation. Every instance has the same shape, so the hot loop stays monomorphic. */
 class Step {
@@ -604,6 +613,7 @@ class Step {
     readonly unit: TimeUnit,
     readonly separator: string,
     readonly salt: string,
+    readonly buckets: number,
   ) {}
 
   fail(detail: string, cause?: unknown): TransformError {
@@ -628,6 +638,80 @@ function toHex(buffer: ArrayBuffer): string {
   let text = "";
   for (let i = 0; i < bytes.length; i++) text += HEX[bytes[i]];
   return text;
+}
+
+const FNV_OFFSET_BASIS = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+
+/**
+ * The 32-bit FNV-1a hash of a string's UTF-8 bytes (lone surrogates count as
+ * U+FFFD, as `TextEncoder` writes them). It is the `bucket` operation's hash:
+ * a cheap, well-spread partitioning hash whose value is the same in every run,
+ * process and language that implements FNV-1a over UTF-8. It is **not** a
+ * cryptographic hash: anyone can craft inputs that collide, so never use it
+ * for security (use the `hash` operation, SHA-256, for pseudonymization).
+ *
+ * @param text The text to hash.
+ * @returns The hash, an unsigned 32-bit integer.
+ * @example Published FNV-1a test vectors
+ * ```ts
+ * import { fnv1a32 } from "./transform.ts";
+ * console.assert(fnv1a32("") === 0x811c9dc5);
+ * console.assert(fnv1a32("a") === 0xe40c292c);
+ * console.assert(fnv1a32("foobar") === 0xbf9cf968);
+ * ```
+ */
+export function fnv1a32(text: string): number {
+  let hash = FNV_OFFSET_BASIS;
+  const n = text.length;
+  for (let i = 0; i < n; i++) {
+    let c = text.charCodeAt(i);
+    if (c < 0x80) {
+      hash = Math.imul(hash ^ c, FNV_PRIME);
+      continue;
+    }
+    // UTF-8 encode inline, so the hash needs no buffer.
+    if (c >= 0xd800 && c <= 0xdfff) {
+      const next = i + 1 < n ? text.charCodeAt(i + 1) : 0;
+      if (c <= 0xdbff && next >= 0xdc00 && next <= 0xdfff) {
+        c = 0x10000 + ((c - 0xd800) << 10) + (next - 0xdc00);
+        i++;
+      } else {
+        c = 0xfffd;
+      }
+    }
+    if (c < 0x800) {
+      hash = Math.imul(hash ^ (0xc0 | (c >> 6)), FNV_PRIME);
+    } else {
+      if (c < 0x10000) {
+        hash = Math.imul(hash ^ (0xe0 | (c >> 12)), FNV_PRIME);
+      } else {
+        hash = Math.imul(hash ^ (0xf0 | (c >> 18)), FNV_PRIME);
+        hash = Math.imul(hash ^ (0x80 | ((c >> 12) & 0x3f)), FNV_PRIME);
+      }
+      hash = Math.imul(hash ^ (0x80 | ((c >> 6) & 0x3f)), FNV_PRIME);
+    }
+    hash = Math.imul(hash ^ (0x80 | (c & 0x3f)), FNV_PRIME);
+  }
+  return hash >>> 0;
+}
+
+/** The text a `hash` or `bucket` step reads: strings as they are, numbers and the like as decimal text. */
+function hashText(step: Step, value: unknown): string {
+  switch (typeof value) {
+    case "string":
+      return value;
+    case "number":
+    case "boolean":
+    case "bigint":
+      return String(value);
+    default:
+      throw step.fail(
+        `cannot ${step.operation} ${
+          describeValue(value)
+        }; ${step.operation} a string or number field (or flatten first)`,
+      );
+  }
 }
 
 /** Applies one synchronous step; throws TransformError (or TypeError from a write). */
@@ -681,6 +765,9 @@ function applyStep(step: Step, draft: EventDraft, nowMs: number): void {
       return;
     case OP_TO_STRING:
       draft.set(step.target, toText(step, value));
+      return;
+    case OP_BUCKET:
+      draft.set(step.target, fnv1a32(hashText(step, value)) % step.buckets);
       return;
     case OP_PARSE_ISO: {
       const ms = parseTimestampMs(value);
@@ -802,21 +889,7 @@ function hashInput(step: Step, draft: EventDraft): Uint8Array<ArrayBuffer> | und
     }
     return undefined;
   }
-  let text: string;
-  switch (typeof value) {
-    case "string":
-      text = value;
-      break;
-    case "number":
-    case "boolean":
-    case "bigint":
-      text = String(value);
-      break;
-    default:
-      throw step.fail(
-        `cannot hash ${describeValue(value)}; hash a string or number field (or flatten first)`,
-      );
-  }
+  const text = hashText(step, value);
   return encoder.encode(step.salt === "" ? text : step.salt + text);
 }
 
@@ -1315,6 +1388,24 @@ function compileStep(
     }
   }
 
+  let buckets = 0;
+  if (op === "bucket") {
+    const n = spec.buckets;
+    if (n === undefined) {
+      issues.push({
+        path: `${path}.buckets`,
+        message: `missing "buckets" for operation "bucket": expected how many buckets, such as 16`,
+      });
+    } else if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > MAX_BUCKETS) {
+      issues.push({
+        path: `${path}.buckets`,
+        message: `expected an integer from 1 to ${MAX_BUCKETS}, found ${describeValue(n)}`,
+      });
+    } else {
+      buckets = n;
+    }
+  }
+
   if (
     issues.length > before || op === undefined || get === undefined || source === undefined ||
     target === undefined
@@ -1335,6 +1426,7 @@ function compileStep(
     unit,
     separator,
     salt,
+    buckets,
   );
 }
 
@@ -1450,7 +1542,7 @@ export const EventTransformNode: NodeSpec<EventTransformConfig> = {
   type: "EventTransformNode",
   kind: "processor",
   description:
-    "Applies transformations in order to every event: parse_iso, hash (SHA-256, optional salt_env), flatten, rename, copy, remove, set, default, lowercase, uppercase, to_number, to_string. An event a transformation fails on goes to the dead letters with the reason; inputs are never mutated. salt_env needs --allow-env.",
+    "Applies transformations in order to every event: parse_iso, hash (SHA-256, optional salt_env), bucket (FNV-1a mod buckets, a cheap partitioning hash), flatten, rename, copy, remove, set, default, lowercase, uppercase, to_number, to_string. An event a transformation fails on goes to the dead letters with the reason; inputs are never mutated. salt_env needs --allow-env.",
   config: eventTransformConfig,
   validate(config, path, issues) {
     compileTransformations(config.transformations, `${path}.transformations`, issues);

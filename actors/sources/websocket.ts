@@ -1022,14 +1022,37 @@ export function validateEndpoint(
   }
 }
 
-/** Normalises `protocols` (a string or a list). */
+/**
+ * Normalises `protocols` (a string or a list).
+ *
+ * @param protocols The configured subprotocols.
+ * @returns A list.
+ * @example
+ * ```ts
+ * import { protocolList } from "./websocket.ts";
+ * console.assert(protocolList("a").join() === "a" && protocolList(undefined).length === 0);
+ * ```
+ */
 export function protocolList(protocols: string | string[] | undefined): string[] {
   if (protocols === undefined) return [];
   return typeof protocols === "string" ? [protocols] : protocols;
 }
 
-/** Pushes issues for subprotocol names that are not HTTP tokens. */
-function validateProtocols(
+/**
+ * Pushes issues for subprotocol names that are not HTTP tokens.
+ *
+ * @param protocols The configured subprotocols.
+ * @param path The key path of the node's config.
+ * @param issues Where problems go.
+ * @example
+ * ```ts
+ * import { validateProtocols } from "./websocket.ts";
+ * const issues: { path: string; message: string }[] = [];
+ * validateProtocols(["ok", "not ok"], "config", issues);
+ * console.assert(issues[0].path === "config.protocols[1]");
+ * ```
+ */
+export function validateProtocols(
   protocols: string | string[] | undefined,
   path: string,
   issues: ConfigIssue[],
@@ -1306,11 +1329,6 @@ class WebSocketSourceActor implements Actor<never, unknown> {
     this.#conn = conn;
     ctx.resetBackoff();
     this.#stats.connections++;
-    ctx.log.info("websocket connected", {
-      url,
-      connection: this.#stats.connections,
-      ...(conn.protocol ? { protocol: conn.protocol } : {}),
-    });
     const bytesBefore = conn.bytesReceived;
     let clean = false;
     let cause: unknown;
@@ -1322,6 +1340,11 @@ class WebSocketSourceActor implements Actor<never, unknown> {
       if (subscribe.length > 0) await conn.sendAll(subscribe);
       this.#lastMessageAt = ctx.clock.monotonic();
       this.#startTimers(ctx, conn);
+      ctx.log.info("websocket connected", {
+        url,
+        connection: this.#stats.connections,
+        ...(conn.protocol ? { protocol: conn.protocol } : {}),
+      });
       while (true) {
         if (this.#mustPause()) {
           if (ctx.signal.aborted) break;

@@ -585,7 +585,7 @@ Deno.test("EventTransformNode validates every transformation at load time", asyn
     ["unknown operation without a close match", [{ field: "a", operation: "explode" }], [{
       path: "transformations[0].operation",
       message:
-        'unknown operation "explode"; expected one of parse_iso, hash, flatten, rename, copy, remove, set, default, lowercase, uppercase, to_number, to_string',
+        'unknown operation "explode"; expected one of parse_iso, hash, bucket, flatten, rename, copy, remove, set, default, lowercase, uppercase, to_number, to_string',
     }]],
     ["missing value for set", [{ field: "a", operation: "set" }], [{
       path: "transformations[0].value",
@@ -621,7 +621,7 @@ Deno.test("EventTransformNode validates every transformation at load time", asyn
       {
         path: "transformations[0].operation",
         message:
-          'missing "operation": expected one of parse_iso, hash, flatten, rename, copy, remove, set, default, lowercase, uppercase, to_number, to_string',
+          'missing "operation": expected one of parse_iso, hash, bucket, flatten, rename, copy, remove, set, default, lowercase, uppercase, to_number, to_string',
       },
       {
         path: "transformations[0].field",

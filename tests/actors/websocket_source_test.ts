@@ -61,10 +61,21 @@ function harness(
   };
 }
 
-/** Waits until the supervisor's backoff sleep is the only timer, and returns its delay. */
-async function nextBackoff(clock: VirtualClock): Promise<number> {
-  await until(() => clock.pendingTimers === 1, "the reconnect backoff timer");
-  return clock.nextTimerAt()! - clock.now();
+/**
+ * Waits until the node has failed `failures` times in all and the supervisor's
+ * backoff sleep is the only timer left; returns its delay.
+ */
+async function nextBackoff(h: Harness, failures: number): Promise<number> {
+  await until(
+    () => h.logged("actor failed").length === failures && h.clock.pendingTimers === 1,
+    `failure ${failures} and its reconnect backoff timer`,
+  );
+  return h.clock.nextTimerAt()! - h.clock.now();
+}
+
+/** Waits until the node logged its `n`-th connection. */
+function connected(h: Harness, n = 1): Promise<void> {
+  return until(() => h.logged("websocket connected").length >= n, `connection ${n}`);
 }
 
 const json = (v: unknown) => JSON.stringify(v);
@@ -210,7 +221,7 @@ Deno.test("WebSocketNode turns json, text and binary frames into messages", asyn
 Deno.test("WebSocketNode sends auth headers, subprotocols and the subscription once per connection", async () => {
   const peer = await WsPeer.start({
     onConnection: (c) => {
-      c.socket.on("message", () => {
+      c.socket.once("message", () => {
         // After the subscription: one message, then the connection drops.
         c.socket.send(json({ connection: c.index }));
         if (c.index === 0) c.socket.terminate();
@@ -227,7 +238,7 @@ Deno.test("WebSocketNode sends auth headers, subprotocols and the subscription o
     });
     const running = h.wf.run();
     await until(() => h.out.length === 1, "the first message");
-    assert.equal(await nextBackoff(h.clock), 2000);
+    assert.equal(await nextBackoff(h, 1), 2000);
     await h.clock.advance(2000);
     await until(() => h.out.length === 2, "the message of the second connection");
     h.wf.stop();
@@ -264,7 +275,7 @@ Deno.test("WebSocketNode reconnects when the feed drops mid-stream and keeps wha
     const h = harness({ url: peer.url(), reconnect_delay: 0.5 });
     const running = h.wf.run();
     await until(() => h.out.length === 3, "the first 3 messages");
-    assert.equal(await nextBackoff(h.clock), 500);
+    assert.equal(await nextBackoff(h, 1), 500);
     await h.clock.advance(500);
     await until(() => h.out.length === 6, "6 messages");
     h.wf.stop();
@@ -288,7 +299,7 @@ Deno.test("WebSocketNode backs off while the feed is down, then connects", async
     const running = h.wf.run();
     const delays: number[] = [];
     for (let i = 0; i < 3; i++) {
-      const delay = await nextBackoff(h.clock);
+      const delay = await nextBackoff(h, i + 1);
       delays.push(delay);
       if (i < 2) await h.clock.advance(delay);
     }
@@ -320,7 +331,7 @@ Deno.test("WebSocketNode backs off while the feed is down, then connects", async
     const running = h.wf.run();
     const delays: number[] = [];
     for (let i = 0; i < 3; i++) {
-      const delay = await nextBackoff(h.clock);
+      const delay = await nextBackoff(h, i + 1);
       delays.push(delay);
       await h.clock.advance(delay);
     }
@@ -339,8 +350,8 @@ Deno.test("WebSocketNode fails naming the URL and the last cause when reconnects
       max_reconnect_attempts: 2,
     });
     const running = h.wf.run();
-    await h.clock.advance(await nextBackoff(h.clock));
-    await h.clock.advance(await nextBackoff(h.clock));
+    await h.clock.advance(await nextBackoff(h, 1));
+    await h.clock.advance(await nextBackoff(h, 2));
     const report = await running;
     assert.equal(report.status, "failed");
     const message = report.error!.message;
@@ -393,7 +404,7 @@ Deno.test("WebSocketNode treats a silent feed as dead after message_timeout", as
     await h.clock.advance(4999);
     assert.equal(peer.connections.length, 1, "not dead before message_timeout");
     await h.clock.advance(1);
-    assert.equal(await nextBackoff(h.clock), 1000);
+    assert.equal(await nextBackoff(h, 1), 1000);
     await h.clock.advance(1000);
     await until(() => h.out.length === 2, "the second connection's message");
     h.wf.stop();
@@ -413,7 +424,7 @@ Deno.test("WebSocketNode pings, and a peer that never answers is dead", async (t
     try {
       const h = harness({ url: peer.url(), heartbeat_interval: 10 });
       const running = h.wf.run();
-      await peer.waitForConnections(1);
+      await connected(h);
       for (let i = 1; i <= 3; i++) {
         await h.clock.advance(10_000);
         await until(() => h.logged("websocket pong").length === i, `pong ${i}`);
@@ -435,11 +446,12 @@ Deno.test("WebSocketNode pings, and a peer that never answers is dead", async (t
       const h = harness({ url: peer.url(), heartbeat_interval: 10, reconnect_delay: 1 });
       const running = h.wf.run();
       const first = await peer.waitForConnections(1);
+      await connected(h);
       first.socket.on("ping", () => pings.push(h.clock.now()));
       await h.clock.advance(10_000);
       await until(() => pings.length === 1, "the first ping");
       await h.clock.advance(10_000);
-      assert.equal(await nextBackoff(h.clock), 1000);
+      assert.equal(await nextBackoff(h, 1), 1000);
       await h.clock.advance(1000);
       await peer.waitForConnections(2);
       h.wf.stop();
@@ -579,7 +591,7 @@ Deno.test("WebSocketNode closes the connection cleanly on stop and refuses proto
     try {
       const h = harness({ url: peer.url(), reconnect_delay: 1 });
       const running = h.wf.run();
-      assert.equal(await nextBackoff(h.clock), 1000);
+      assert.equal(await nextBackoff(h, 1), 1000);
       await h.clock.advance(1000);
       await until(() => h.out.length === 1, "the second connection's message");
       h.wf.stop();
@@ -599,7 +611,7 @@ Deno.test("WebSocketNode closes the connection cleanly on stop and refuses proto
     try {
       const h = harness({ url: peer.url(), max_message_size: 1000, reconnect_delay: 1 });
       const running = h.wf.run();
-      assert.equal(await nextBackoff(h.clock), 1000);
+      assert.equal(await nextBackoff(h, 1), 1000);
       await h.clock.advance(1000);
       await until(() => h.out.length === 1, "the second connection's message");
       h.wf.stop();

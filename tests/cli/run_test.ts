@@ -421,3 +421,65 @@ Deno.test("runCommand stops gracefully when its signal aborts", async () => {
     ),
   );
 });
+
+Deno.test("runCommand shows what a HealthMonitorNode last reported", async () => {
+  const reached = Promise.withResolvers<void>();
+  const release = Promise.withResolvers<void>();
+  // Stands in for the real monitor: emits one report, then waits.
+  const monitor: NodeSpec<Record<string, never>> = {
+    type: "HealthMonitorNode",
+    kind: "source",
+    description: "Test monitor.",
+    config: s.object({}),
+    create: () => ({
+      async run(ctx) {
+        ctx.emit({
+          health_status: "degraded",
+          alerts: [{ type: "HIGH_LATENCY", node: "sink", message: "p95 9s, above 5s" }],
+        });
+        await ctx.flush();
+        ctx.checkpoint(() => reached.resolve());
+        await release.promise;
+        return "end";
+      },
+    }),
+  };
+  const registry = new Registry(builtins.filter((spec) => spec.type !== "HealthMonitorNode"))
+    .with(monitor);
+  const dir = await Deno.makeTempDir();
+  const file = `${dir}/monitored.yaml`;
+  await Deno.writeTextFile(
+    file,
+    `nodes:
+  - {id: health, type: HealthMonitorNode, config: {}}
+  - {id: reports, type: FileSinkNode, config: {path: reports.ndjson}}
+connections:
+  - {from: health, to: reports}
+`,
+  );
+  const { io, err } = capture();
+  const manual = manualTicker();
+  const running = runCommand([file], io, {
+    registry,
+    clock: new VirtualClock(1_000_000),
+    ticker: manual.ticker,
+    isTerminal: false,
+    deadLetters: new MemoryDeadLetters(),
+    handleSignals: false,
+    logTime: () => "T",
+  });
+  await reached.promise;
+  manual.tick();
+  assert.equal(
+    err().split("\n")[0],
+    'T INFO  status monitored: degraded, up 0ms, dead letters 0 | health 0.0/s | reports 0.0/s queue 0/1000 | degraded: monitor "health": HIGH_LATENCY on "sink": p95 9s, above 5s',
+  );
+  release.resolve();
+  assert.equal(await running, 0);
+  // The monitor's output still reaches its sink.
+  assert.equal(
+    await Deno.readTextFile(`${dir}/reports.ndjson`),
+    '{"health_status":"degraded","alerts":[{"type":"HIGH_LATENCY","node":"sink","message":"p95 9s, above 5s"}]}\n',
+  );
+  await Deno.remove(dir, { recursive: true });
+});

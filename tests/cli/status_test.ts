@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   assessHealth,
+  combineHealth,
   formatDuration,
   HealthTracker,
   LiveStatus,
@@ -192,5 +193,19 @@ Deno.test("formatDuration writes durations for humans", () => {
   assert.deepEqual(
     [0, 999, 999.6, 1000, 59_999, 60_000, 3_599_000, 3_600_000, 7_260_000].map(formatDuration),
     ["0ms", "999ms", "1s", "1s", "59s", "1m00s", "59m59s", "1h00m", "2h01m"],
+  );
+});
+
+Deno.test("combineHealth adds the monitors' verdicts and alerts", () => {
+  const own = { status: "healthy" as const, reasons: [] };
+  assert.deepEqual(combineHealth(own, []), own);
+  assert.deepEqual(combineHealth(own, [{ node: "m", status: "healthy", alerts: [] }]), own);
+  assert.deepEqual(
+    combineHealth({ status: "unhealthy", reasons: ["x"] }, [{
+      node: "m",
+      status: "degraded",
+      alerts: [{ type: "STALLED_SOURCE", node: "src", message: "quiet" }],
+    }]),
+    { status: "unhealthy", reasons: ["x", 'monitor "m": STALLED_SOURCE on "src": quiet'] },
   );
 });
