@@ -41,3 +41,8 @@ export {
   type TestResult,
 } from "./testing/test_driver.ts";
 export * from "./actors/mod.ts";
+// Config types of built-in nodes that public signatures name; not (yet)
+// re-exported by actors/mod.ts.
+export type { GeneratorConfig } from "./actors/sources/generator.ts";
+export type { ConsoleSinkConfig } from "./actors/sinks/console.ts";
+export type { FileSinkConfig } from "./actors/sinks/file.ts";

@@ -8,7 +8,7 @@
  * ```ts ignore
  * import { createKafkaClient } from "./kafka_client.ts";
  * import { createLogger } from "../runtime/log.ts";
- * const kafka = createKafkaClient(
+ * const kafka = await createKafkaClient(
  *   { brokers: "127.0.0.1:9092", connection_timeout: 3, request_timeout: 30, retries: 5, retry_initial_delay: 0.3, retry_max_delay: 30 },
  *   { clientId: "sluice-events", log: createLogger() },
  * );
@@ -17,10 +17,34 @@
  *
  * @module
  */
-import { Kafka, type KafkaConfig, type logCreator, logLevel, type SASLOptions } from "kafkajs";
+import type { Kafka, KafkaConfig, logCreator, logLevel, SASLOptions } from "kafkajs";
 import type { Logger } from "../runtime/actor.ts";
 import type { ConfigIssue } from "../runtime/errors.ts";
 import { describe, s, type Schema } from "../runtime/schema.ts";
+
+/** The kafkajs module. */
+export type KafkaJs = typeof import("kafkajs");
+
+let kafkajs: Promise<KafkaJs> | undefined;
+
+/**
+ * Loads kafkajs on first use. It is imported lazily so that importing sluice
+ * (which registers the Kafka nodes) neither loads kafkajs nor needs the
+ * permissions kafkajs asks for when it loads (it reads `NODE_ENV`).
+ *
+ * @returns The kafkajs module.
+ * @example
+ * ```ts ignore
+ * import { loadKafkajs } from "./kafka_client.ts";
+ * const { Partitioners } = await loadKafkajs();
+ * ```
+ */
+export function loadKafkajs(): Promise<KafkaJs> {
+  return kafkajs ??= import("kafkajs");
+}
+
+/** kafkajs' `logLevel` values, so that this module does not load kafkajs. */
+const LEVEL = { NOTHING: 0, ERROR: 1, WARN: 2 } as const;
 
 /** TLS settings (PEM text, for example from `${KAFKA_CA}`). */
 export interface KafkaSslConfig {
@@ -148,9 +172,9 @@ export const kafkaConnectionFields: {
  * ```
  */
 export function parseBrokers(brokers: string | readonly string[]): string[] {
-  const list = typeof brokers === "string" ? brokers.split(",") : brokers.flatMap((b) =>
-    b.split(",")
-  );
+  const list = typeof brokers === "string"
+    ? brokers.split(",")
+    : brokers.flatMap((b) => b.split(","));
   return list.map((b) => b.trim()).filter((b) => b.length > 0);
 }
 
@@ -203,16 +227,16 @@ export function validateKafkaConnection(
  * ```ts
  * import { kafkaLogCreator } from "./kafka_client.ts";
  * import { createLogger } from "../runtime/log.ts";
- * import { logLevel } from "kafkajs";
  * const lines: string[] = [];
- * const write = kafkaLogCreator(createLogger({ write: (l) => lines.push(l) }))(logLevel.WARN);
- * write({ namespace: "Consumer", level: logLevel.WARN, label: "WARN", log: { timestamp: "", message: "slow" } });
+ * const WARN = 2; // kafkajs' logLevel.WARN
+ * const write = kafkaLogCreator(createLogger({ write: (l) => lines.push(l) }))(WARN);
+ * write({ namespace: "Consumer", level: WARN, label: "WARN", log: { timestamp: "", message: "slow" } });
  * console.assert(lines[0].includes("kafkajs: slow"));
  * ```
  */
 export function kafkaLogCreator(log: Logger): logCreator {
   return () => ({ namespace, level, log: entry }) => {
-    if (level > logLevel.WARN || level === logLevel.NOTHING) return;
+    if (level > LEVEL.WARN || level === LEVEL.NOTHING) return;
     const { message, timestamp: _t, stack: _s, ...rest } = entry;
     const fields: Record<string, unknown> = { kafkajs: namespace };
     for (const [k, v] of Object.entries(rest)) {
@@ -220,7 +244,7 @@ export function kafkaLogCreator(log: Logger): logCreator {
       if (v === undefined || (typeof v === "object" && v !== null)) continue;
       fields[k] = v;
     }
-    if (level === logLevel.ERROR) log.error(`kafkajs: ${message}`, fields);
+    if (level === LEVEL.ERROR) log.error(`kafkajs: ${message}`, fields);
     else log.warn(`kafkajs: ${message}`, fields);
   };
 }
@@ -267,7 +291,7 @@ export function kafkaClientConfig(
     connectionTimeout: Math.round(config.connection_timeout * 1000),
     requestTimeout: Math.round(config.request_timeout * 1000),
     retry: retryOptions(config),
-    logLevel: logLevel.WARN,
+    logLevel: LEVEL.WARN as logLevel,
     logCreator: kafkaLogCreator(options.log),
   };
 }
@@ -303,15 +327,16 @@ export function retryOptions(
  * ```ts ignore
  * import { createKafkaClient } from "./kafka_client.ts";
  * import { createLogger } from "../runtime/log.ts";
- * const kafka = createKafkaClient(
+ * const kafka = await createKafkaClient(
  *   { brokers: "127.0.0.1:9092", connection_timeout: 3, request_timeout: 30, retries: 5, retry_initial_delay: 0.3, retry_max_delay: 30 },
  *   { clientId: "sluice-test", log: createLogger() },
  * );
  * ```
  */
-export function createKafkaClient(
+export async function createKafkaClient(
   config: KafkaConnectionConfig,
   options: { clientId: string; log: Logger },
-): Kafka {
+): Promise<Kafka> {
+  const { Kafka } = await loadKafkajs();
   return new Kafka(kafkaClientConfig(config, options));
 }

@@ -9,6 +9,7 @@ type Bench = () => Promise<BenchResult>;
 
 const benches: Record<string, () => Promise<Bench>> = {
   core: async () => (await import("./core_bench.ts")).benchCore,
+  websocket: async () => (await import("./websocket_bench.ts")).benchWebSocket,
   clickstream: async () => (await import("./clickstream_bench.ts")).benchClickstream,
 };
 

@@ -47,7 +47,7 @@ export interface GraphCommandOptions {
  * @param io Output streams.
  * @param options Registry and environment.
  * @returns The exit code.
- * @example
+ * @example An unknown format is a usage error
  * ```ts
  * import { graphCommand } from "./graph.ts";
  * const code = await graphCommand(["--format", "svg", "w.yaml"], { out: () => {}, err: () => {} });
@@ -126,7 +126,7 @@ interface GraphEdge {
  * @param format `mermaid` or `dot`.
  * @param secrets Values to mask.
  * @returns The diagram, ending with a newline.
- * @example
+ * @example Graphviz text of a workflow
  * ```ts
  * import { workflowGraph } from "./graph.ts";
  * import { buildWorkflow, parseWorkflowText } from "../runtime/config.ts";

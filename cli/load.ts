@@ -47,7 +47,7 @@ export interface CheckResult {
  * @param file The YAML file.
  * @param options Registry, environment, clock.
  * @returns The issues, the secrets, and the workflow when valid.
- * @example
+ * @example A missing file is an issue
  * ```ts
  * import { checkWorkflowFile } from "./load.ts";
  * import { Registry } from "../runtime/registry.ts";
@@ -79,7 +79,7 @@ export async function checkWorkflowFile(file: string, options: CheckOptions): Pr
  * @param file The file name for messages and relative paths.
  * @param options Registry, environment, clock.
  * @returns The issues, the secrets, and the workflow when valid.
- * @example
+ * @example Checking workflow text
  * ```ts
  * import { checkWorkflowText } from "./load.ts";
  * import { Registry } from "../runtime/registry.ts";

@@ -2,7 +2,7 @@
  * The `sluice` command line: run, validate, graph and test workflow files,
  * and list the node types.
  *
- * @example
+ * @example Running the CLI from JSR
  * ```sh
  * deno run -A jsr:@sluice/sluice/cli run workflow.yaml
  * deno run -A jsr:@sluice/sluice/cli validate workflow.yaml
@@ -17,6 +17,8 @@ import { graphCommand } from "./graph.ts";
 import { nodesCommand } from "./nodes.ts";
 import { testCommand } from "./test.ts";
 import { validateCommand } from "./validate.ts";
+
+export type { CommandIo } from "./run.ts";
 
 /** Top-level help. */
 export const HELP = `sluice: an actor-based stream runtime for Deno
@@ -41,7 +43,7 @@ Exit codes: 0 ok, 1 runtime failure (or a failed test), 2 bad config or usage.`;
  * @param args Command-line arguments.
  * @param io Output streams.
  * @returns The exit code.
- * @example
+ * @example Printing the help
  * ```ts
  * import { main } from "./main.ts";
  * const code = await main(["--help"], { out: () => {}, err: () => {} });

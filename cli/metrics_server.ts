@@ -41,7 +41,7 @@ export interface MetricsServer {
  *
  * @param options What to serve and where.
  * @returns The server, already listening.
- * @example
+ * @example Serving metrics on a free port
  * ```ts
  * import { serveMetrics } from "./metrics_server.ts";
  * const server = serveMetrics({

@@ -37,7 +37,7 @@ export interface NodesCommandOptions {
  * @param io Output streams.
  * @param options The registry.
  * @returns The exit code.
- * @example
+ * @example Showing one node type
  * ```ts
  * import { nodesCommand } from "./nodes.ts";
  * let out = "";
@@ -109,7 +109,7 @@ export function nodesCommand(
  * @param type A registered type.
  * @returns The schema.
  * @throws {RangeError} When the type is not registered.
- * @example
+ * @example The JSON Schema of a node's config
  * ```ts
  * import { configJsonSchema } from "./nodes.ts";
  * import { Registry } from "../runtime/registry.ts";
@@ -134,7 +134,7 @@ export function configJsonSchema(registry: Registry, type: string): Record<strin
  *
  * @param registry The registry.
  * @returns The text, ending with a newline.
- * @example
+ * @example Listing node types
  * ```ts
  * import { nodeList } from "./nodes.ts";
  * import { Registry } from "../runtime/registry.ts";
@@ -163,7 +163,7 @@ export function nodeList(registry: Registry): string {
  *
  * @param info From `registry.info(type)`.
  * @returns The text, ending with a newline.
- * @example
+ * @example Docs of one node type
  * ```ts
  * import { nodeDoc } from "./nodes.ts";
  * import { Registry } from "../runtime/registry.ts";

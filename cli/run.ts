@@ -79,7 +79,7 @@ export const stdio: CommandIo = {
  * @param error The error.
  * @param io Where to print.
  * @param secrets Values to mask.
- * @example
+ * @example Printing a config error
  * ```ts
  * import { printConfigError } from "./run.ts";
  * import { ConfigError } from "../runtime/errors.ts";
@@ -109,7 +109,7 @@ export function printConfigError(
  *
  * @param report The run report.
  * @returns Text.
- * @example
+ * @example Summarising a run
  * ```ts
  * import { formatReport } from "./run.ts";
  * const text = formatReport({ name: "w", status: "completed", durationMs: 5, nodes: [], deadLetters: 0, abandoned: 0 });
@@ -165,10 +165,10 @@ export interface RunCommandOptions {
  * @param io Output streams.
  * @param options Registry, clock, ticker and the like, for tests.
  * @returns The exit code.
- * @example
+ * @example Running a workflow file
  * ```ts ignore
  * import { runCommand } from "./run.ts";
- * Deno.exit(await runCommand(["examples/generator.yaml"]));
+ * Deno.exit(await runCommand(["workflow.yaml"]));
  * ```
  */
 export async function runCommand(
@@ -314,7 +314,7 @@ export interface RunWithStatusOptions extends RunCommandOptions {
  * @param io Output streams.
  * @param options Display, metrics and run options.
  * @returns The run report, or `undefined` when the metrics server could not start.
- * @example
+ * @example Running with a status callback
  * ```ts
  * import { runWorkflowWithStatus } from "./run.ts";
  * import { Registry, VirtualClock, Workflow, MemoryDeadLetters } from "../mod.ts";
@@ -402,7 +402,7 @@ function hostForUrl(hostname: string): string {
  * @param file The path.
  * @returns The text.
  * @throws {ConfigError} When the file cannot be read.
- * @example
+ * @example Reading a workflow file
  * ```ts ignore
  * import { readWorkflowFile } from "./run.ts";
  * const text = await readWorkflowFile("workflow.yaml");
@@ -424,7 +424,7 @@ export async function readWorkflowFile(file: string): Promise<string> {
  *
  * @param path A file path.
  * @returns Its directory.
- * @example
+ * @example Directories of paths
  * ```ts
  * import { dirname } from "./run.ts";
  * console.assert(dirname("a/b.yaml") === "a" && dirname("b.yaml") === ".");

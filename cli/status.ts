@@ -37,7 +37,7 @@ export interface HealthOptions {
  *   Without one they count from the start of the run.
  * @param options Thresholds.
  * @returns The verdict.
- * @example
+ * @example An empty workflow is healthy
  * ```ts
  * import { assessHealth } from "./status.ts";
  * const report = assessHealth({ name: "w", time: 0, uptimeMs: 0, nodes: [], deadLetters: 0 });
@@ -105,7 +105,7 @@ export interface MonitorReport {
  * @param own The verdict computed from the snapshot.
  * @param monitors The monitors' latest reports.
  * @returns The combined verdict.
- * @example
+ * @example A monitor's alert degrades the workflow
  * ```ts
  * import { combineHealth } from "./status.ts";
  * const report = combineHealth({ status: "healthy", reasons: [] }, [{
@@ -142,7 +142,7 @@ export function combineHealth(own: HealthReport, monitors: readonly MonitorRepor
  * @param onReport Called with each report a monitor emits.
  * @param type The monitor's type name. @default {"HealthMonitorNode"}
  * @returns The registry to build the workflow with.
- * @example
+ * @example An empty registry
  * ```ts
  * import { tapHealthMonitors } from "./status.ts";
  * import { Registry } from "../runtime/registry.ts";
@@ -213,7 +213,7 @@ function tapActor(actor: Actor, seen: (message: unknown) => void): Actor {
  * happened within the last `windowMs` of the workflow's clock, so a single
  * error degrades the status for a while rather than for one tick.
  *
- * @example
+ * @example Assessing a snapshot
  * ```ts
  * import { HealthTracker } from "./status.ts";
  * const tracker = new HealthTracker({ windowMs: 60_000 });
@@ -266,7 +266,7 @@ export class HealthTracker {
  * @param current The snapshot now.
  * @param previous The snapshot of the previous tick.
  * @returns The snapshot with rates over the interval.
- * @example
+ * @example Rates between two snapshots
  * ```ts
  * import { withRates } from "./status.ts";
  * const node = { id: "a", kind: "processor", messagesIn: 0, messagesOut: 0, ratePerSecond: 0 };
@@ -306,7 +306,7 @@ export type Ticker = (intervalMs: number, tick: () => void) => { stop(): void };
  *
  * @param clock The clock. @default {new RealClock()}
  * @returns The ticker.
- * @example
+ * @example Ticking on a virtual clock
  * ```ts
  * import { realTicker } from "./status.ts";
  * import { VirtualClock } from "../runtime/clock.ts";
@@ -348,7 +348,7 @@ export function realTicker(clock: Clock = new RealClock()): Ticker {
  * @param snapshot The workflow snapshot.
  * @param health The verdict to show.
  * @returns The lines, without newlines.
- * @example
+ * @example The status table of an empty workflow
  * ```ts
  * import { statusTable } from "./status.ts";
  * const lines = statusTable(
@@ -405,7 +405,7 @@ export function statusTable(snapshot: WorkflowSnapshot, health: HealthReport): s
  * @param snapshot The workflow snapshot.
  * @param health The verdict to show.
  * @returns The line, without a newline.
- * @example
+ * @example The status line of an empty workflow
  * ```ts
  * import { statusLine } from "./status.ts";
  * const line = statusLine(
@@ -443,7 +443,7 @@ function nodeSummary(n: NodeSnapshot): string {
  * @param snapshot The workflow snapshot.
  * @param health The verdict.
  * @returns Plain data.
- * @example
+ * @example Status fields of an empty workflow
  * ```ts
  * import { statusFields } from "./status.ts";
  * const fields = statusFields(
@@ -488,7 +488,7 @@ function erase(lines: number): string {
  * Log lines written through {@linkcode LiveStatus.log} appear above the
  * block instead of being overwritten by it.
  *
- * @example
+ * @example Redrawing in place
  * ```ts
  * import { LiveStatus } from "./status.ts";
  * let screen = "";
@@ -505,6 +505,8 @@ export class LiveStatus {
   #last: string[] = [];
 
   /**
+   * Creates a renderer with nothing drawn yet.
+   *
    * @param write Writes to the terminal.
    * @param options `columns`: the terminal width, to cut lines that would
    *   wrap and break the redraw. @default {the console width, or 120}
@@ -514,7 +516,11 @@ export class LiveStatus {
     this.#columns = options.columns ?? consoleColumns;
   }
 
-  /** Replaces the block with `lines`. */
+  /**
+   * Replaces the block with `lines`; lines wider than the terminal are cut.
+   *
+   * @param lines The new block.
+   */
   render(lines: string[]): void {
     const width = Math.max(10, this.#columns());
     const cut = lines.map((l) => l.length > width - 1 ? l.slice(0, width - 2) + "…" : l);
@@ -523,7 +529,11 @@ export class LiveStatus {
     this.#last = lines;
   }
 
-  /** Writes a line above the block (a log line), then redraws the block. */
+  /**
+   * Writes a line above the block (a log line), then redraws the block.
+   *
+   * @param line The line; a final newline is added when missing.
+   */
   log(line: string): void {
     const text = line.endsWith("\n") ? line : line + "\n";
     this.#write(erase(this.#drawn) + text);
@@ -553,7 +563,7 @@ function consoleColumns(): number {
  *
  * @param ms Milliseconds.
  * @returns The text.
- * @example
+ * @example Minutes and seconds
  * ```ts
  * import { formatDuration } from "./status.ts";
  * console.assert(formatDuration(185_000) === "3m05s");

@@ -214,7 +214,7 @@ export interface ParsedTestFile {
  * @param text The YAML text.
  * @param file The file name for messages.
  * @returns The test file, or its issues with positions.
- * @example
+ * @example A test file without tests
  * ```ts
  * import { parseTestFile } from "./test.ts";
  * const parsed = parseTestFile("workflow: w.yaml\ntests: []\n", "t.yaml");
@@ -372,7 +372,7 @@ export interface TestCommandOptions {
  * @param file The test file.
  * @param options Registry and filter.
  * @returns The results, or the issues that kept the file from running.
- * @example
+ * @example A missing test file
  * ```ts
  * import { runTestFile } from "./test.ts";
  * const result = await runTestFile("no_such_test.yaml");
@@ -538,7 +538,7 @@ function letters(deadLetters: DeadLetter[]): unknown[] {
  * @param expectation The expectation.
  * @param actual The outputs.
  * @returns The failures, empty when the expectation holds.
- * @example
+ * @example Expected and received messages
  * ```ts
  * import { compare } from "./test.ts";
  * console.assert(compare("out", { contains: [{ a: 1 }] }, [{ a: 1, b: 2 }]).length === 0);
@@ -693,7 +693,7 @@ function resolve(baseDir: string, path: string): string {
  * @param io Output streams.
  * @param options Registry.
  * @returns 0 when every test passed, 1 when one failed, 2 for a bad file or usage.
- * @example
+ * @example A missing test file is a usage error
  * ```ts
  * import { testCommand } from "./test.ts";
  * let err = "";

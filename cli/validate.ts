@@ -40,7 +40,7 @@ export interface ValidateCommandOptions {
  * @param io Output streams.
  * @param options Registry and environment.
  * @returns The exit code: 0 when every file is valid, 2 otherwise.
- * @example
+ * @example A missing workflow file is a usage error
  * ```ts
  * import { validateCommand } from "./validate.ts";
  * let err = "";

@@ -27,7 +27,7 @@ export interface BackoffOptions {
  * @param random A number in [0, 1); pass a seeded source for reproducible runs.
  * @returns The delay in milliseconds.
  * @throws {RangeError} When `attempt` is not a positive integer.
- * @example
+ * @example Delays without jitter
  * ```ts
  * import { backoffDelay } from "./backoff.ts";
  * const opts = { initialDelayMs: 100, factor: 2, maxDelayMs: 1000, jitter: 0 };
@@ -61,7 +61,7 @@ export function backoffDelay(
  * @param options The backoff settings.
  * @param random A source of numbers in [0, 1).
  * @returns One delay per retry.
- * @example
+ * @example The first three delays
  * ```ts
  * import { backoffSchedule } from "./backoff.ts";
  * const delays = backoffSchedule(3, { initialDelayMs: 10, jitter: 0 });

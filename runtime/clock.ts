@@ -28,7 +28,7 @@ export interface Clock {
 /**
  * The wall clock: `Date.now()`, `performance.now()` and `setTimeout`.
  *
- * @example
+ * @example Sleeping on the wall clock
  * ```ts
  * import { RealClock } from "./clock.ts";
  * const clock = new RealClock();
@@ -37,25 +37,50 @@ export interface Clock {
  * ```
  */
 export class RealClock implements Clock {
-  /** Milliseconds since the epoch. */
+  /**
+   * The wall-clock time.
+   *
+   * @returns `Date.now()`: milliseconds since the epoch.
+   */
   now(): number {
     return Date.now();
   }
-  /** Monotonic milliseconds. */
+  /**
+   * A monotonic reading, for durations.
+   *
+   * @returns `performance.now()`, in milliseconds.
+   */
   monotonic(): number {
     return performance.now();
   }
-  /** Schedules `fn`. */
+  /**
+   * Schedules `fn` with the global `setTimeout`.
+   *
+   * @param fn The callback.
+   * @param ms The delay in milliseconds; negative delays count as 0.
+   * @returns The timer's id.
+   */
   setTimeout(fn: () => void, ms: number): TimerId {
     // Deno returns a number; Node's typings (pulled in by npm packages) say
     // Timeout, so normalise the type.
     return setTimeout(fn, Math.max(0, ms)) as unknown as TimerId;
   }
-  /** Cancels a timer. */
+  /**
+   * Cancels a timer.
+   *
+   * @param id The id {@linkcode RealClock.setTimeout} returned.
+   */
   clearTimeout(id: TimerId): void {
     clearTimeout(id);
   }
-  /** Sleeps, cancellable by `signal`. */
+  /**
+   * Sleeps, cancellable by `signal`.
+   *
+   * @param ms The delay in milliseconds.
+   * @param options `signal` cancels the sleep.
+   * @returns A promise that resolves after `ms`, or rejects with
+   * `signal.reason` when the signal aborts first.
+   */
   sleep(ms: number, options?: { signal?: AbortSignal }): Promise<void> {
     return sleepWith(this, ms, options?.signal);
   }
@@ -110,7 +135,7 @@ interface VirtualTimer {
  * it waits for no amount of time.
  *
  * @returns A promise that resolves on the next macrotask.
- * @example
+ * @example Letting timers and I/O run
  * ```ts
  * import { yieldMacrotask } from "./clock.ts";
  * await yieldMacrotask();
@@ -155,19 +180,39 @@ export class VirtualClock implements Clock {
   #nextId = 1;
   #seq = 0;
 
-  /** @param startMs The initial time, in epoch milliseconds. @default 0 */
+  /**
+   * Creates a clock stopped at `startMs`.
+   *
+   * @param startMs The initial time, in epoch milliseconds. @default {0}
+   */
   constructor(startMs = 0) {
     this.#now = startMs;
   }
-  /** The virtual time. */
+  /**
+   * The virtual time.
+   *
+   * @returns Milliseconds since the epoch.
+   */
   now(): number {
     return this.#now;
   }
-  /** The virtual time (virtual time is monotonic). */
+  /**
+   * The virtual time (virtual time is monotonic).
+   *
+   * @returns The same value as {@linkcode VirtualClock.now}.
+   */
   monotonic(): number {
     return this.#now;
   }
-  /** Schedules `fn` at now + ms. */
+  /**
+   * Schedules `fn` at now + ms; it fires during a later
+   * {@linkcode VirtualClock.advance}.
+   *
+   * @param fn The callback.
+   * @param ms The delay in milliseconds; negative delays count as 0.
+   * @returns The timer's id.
+   * @throws {RangeError} When `ms` is `NaN`.
+   */
   setTimeout(fn: () => void, ms: number): TimerId {
     if (Number.isNaN(ms)) throw new RangeError("VirtualClock.setTimeout: delay is NaN");
     const id = this.#nextId++;
@@ -179,12 +224,23 @@ export class VirtualClock implements Clock {
     });
     return id;
   }
-  /** Cancels a timer. */
+  /**
+   * Cancels a timer; unknown ids are ignored.
+   *
+   * @param id The id {@linkcode VirtualClock.setTimeout} returned.
+   */
   clearTimeout(id: TimerId): void {
     const index = this.#timers.findIndex((t) => t.id === id);
     if (index >= 0) this.#timers.splice(index, 1);
   }
-  /** Resolves when virtual time reaches now + ms. */
+  /**
+   * Resolves when virtual time reaches now + ms.
+   *
+   * @param ms The delay in milliseconds.
+   * @param options `signal` cancels the sleep.
+   * @returns A promise that resolves once time has advanced by `ms`, or
+   * rejects with `signal.reason` when the signal aborts first.
+   */
   sleep(ms: number, options?: { signal?: AbortSignal }): Promise<void> {
     return sleepWith(this, ms, options?.signal);
   }
@@ -192,7 +248,12 @@ export class VirtualClock implements Clock {
   get pendingTimers(): number {
     return this.#timers.length;
   }
-  /** When the next timer fires, or `undefined` when none is scheduled. */
+  /**
+   * When the next timer fires.
+   *
+   * @returns Its time in epoch milliseconds, or `undefined` when none is
+   * scheduled.
+   */
   nextTimerAt(): number | undefined {
     let next: number | undefined;
     for (const t of this.#timers) if (next === undefined || t.at < next) next = t.at;
@@ -201,12 +262,23 @@ export class VirtualClock implements Clock {
   /**
    * Moves time forward by `ms`, firing every timer due on the way in order,
    * and letting the work each timer starts settle before the next.
+   *
+   * @param ms How far to move, in milliseconds.
+   * @returns A promise that resolves once time has moved and the last timer's
+   * work has settled.
+   * @throws {RangeError} When `ms` is negative or `NaN`.
    */
   async advance(ms: number): Promise<void> {
     if (!(ms >= 0)) throw new RangeError(`advance expects ms >= 0, got ${ms}`);
     await this.advanceTo(this.#now + ms);
   }
-  /** Moves time forward to `targetMs` (see {@linkcode VirtualClock.advance}). */
+  /**
+   * Moves time forward to `targetMs` (see {@linkcode VirtualClock.advance});
+   * a target in the past fires due timers but never moves time back.
+   *
+   * @param targetMs The time to reach, in epoch milliseconds.
+   * @returns A promise that resolves once time has moved.
+   */
   async advanceTo(targetMs: number): Promise<void> {
     while (true) {
       await this.#settleTurns();
@@ -264,7 +336,12 @@ export class VirtualClock implements Clock {
     }
   }
 
-  /** Lets pending work settle without moving time. */
+  /**
+   * Lets pending work settle without moving time.
+   *
+   * @param rounds Event-loop turns to yield. @default {2}
+   * @returns A promise that resolves after those turns.
+   */
   async settle(rounds = 2): Promise<void> {
     for (let i = 0; i < rounds; i++) await yieldMacrotask();
   }

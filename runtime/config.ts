@@ -105,7 +105,7 @@ const VAR_START = /\$\{[A-Z_]/;
  *
  * @param path The path.
  * @returns Keys and indexes.
- * @example
+ * @example Splitting a key path
  * ```ts
  * import { pathSegments } from "./config.ts";
  * console.assert(JSON.stringify(pathSegments('nodes[1].config."a b"')) === '["nodes",1,"config","a b"]');
@@ -131,7 +131,7 @@ export function pathSegments(path: string): (string | number)[] {
  * @param options File name and environment.
  * @returns The parsed workflow.
  * @throws {ConfigError} With every syntax, interpolation and shape issue.
- * @example
+ * @example Environment variable defaults
  * ```ts
  * import { parseWorkflowText } from "./config.ts";
  * const parsed = parseWorkflowText(
@@ -157,7 +157,7 @@ export function parseWorkflowText(text: string, options: ParseOptions = {}): Par
  * @param options File name and environment.
  * @returns The issues found, and the parsed workflow unless the YAML has
  * syntax errors or is not a map.
- * @example
+ * @example Every issue of a workflow file
  * ```ts
  * import { inspectWorkflowText } from "./config.ts";
  * const { parsed, issues } = inspectWorkflowText("nodes: []\nextra: 1\n");
@@ -325,7 +325,7 @@ export interface LoadOptions extends Omit<WorkflowOptions, "name" | "registry" |
  * @param options Registry, clock, dead letters.
  * @returns The workflow, ready to run.
  * @throws {ConfigError} With every issue found.
- * @example
+ * @example Building a workflow from YAML text
  * ```ts
  * import { buildWorkflow, parseWorkflowText } from "./config.ts";
  * import { Registry } from "./registry.ts";
@@ -372,12 +372,12 @@ export function buildWorkflow(parsed: ParsedWorkflow, options: LoadOptions): Wor
  * @param options Registry, clock, environment.
  * @returns The workflow and the parsed file.
  * @throws {ConfigError} With every issue found.
- * @example
+ * @example Loading and running a workflow file
  * ```ts ignore
  * import { loadWorkflow } from "./config.ts";
  * import { Registry } from "./registry.ts";
  * import { builtins } from "../actors/mod.ts";
- * const { workflow } = await loadWorkflow("examples/generator.yaml", { registry: new Registry(builtins) });
+ * const { workflow } = await loadWorkflow("workflow.yaml", { registry: new Registry(builtins) });
  * await workflow.run();
  * ```
  */

@@ -36,7 +36,7 @@ export interface DeadLetterSink {
 /**
  * Keeps dead letters in memory (tests, the `TestDriver`).
  *
- * @example
+ * @example Collecting dead letters in a test
  * ```ts
  * import { MemoryDeadLetters } from "./dead_letter.ts";
  * const dl = new MemoryDeadLetters();
@@ -47,15 +47,27 @@ export interface DeadLetterSink {
 export class MemoryDeadLetters implements DeadLetterSink {
   /** Every dead letter, in order. */
   readonly letters: DeadLetter[] = [];
-  /** Stores one. */
+  /**
+   * Stores one dead letter as it is.
+   *
+   * @param letter The dead letter.
+   */
   write(letter: DeadLetter): void {
     this.letters.push(letter);
   }
-  /** Nothing to flush. */
+  /**
+   * Nothing to flush: letters are kept in memory.
+   *
+   * @returns A resolved promise.
+   */
   flush(): Promise<void> {
     return Promise.resolve();
   }
-  /** Nothing to close. */
+  /**
+   * Nothing to close; the letters stay readable.
+   *
+   * @returns A resolved promise.
+   */
   close(): Promise<void> {
     return Promise.resolve();
   }
@@ -67,7 +79,7 @@ export class MemoryDeadLetters implements DeadLetterSink {
  *
  * @param message Any value.
  * @returns A JSON-serialisable value.
- * @example
+ * @example Binary payloads become base64
  * ```ts
  * import { toJsonSafe } from "./dead_letter.ts";
  * console.assert(JSON.stringify(toJsonSafe(new Uint8Array([1]))) === '{"base64":"AQ=="}');
@@ -102,7 +114,7 @@ export function toJsonSafe(message: unknown): unknown {
 /**
  * Appends dead letters to an NDJSON file, created on the first letter.
  *
- * @example
+ * @example Writing dead letters to a temporary file
  * ```ts
  * import { FileDeadLetters } from "./dead_letter.ts";
  * const path = await Deno.makeTempFile();
@@ -118,15 +130,28 @@ export class FileDeadLetters implements DeadLetterSink {
   #pending: string[] = [];
   #file: Deno.FsFile | undefined;
   #encoder = new TextEncoder();
-  /** @param path The NDJSON file to append to. */
+  /**
+   * Creates a sink; the file is opened (and created if missing) on the first
+   * flush that has letters to write.
+   *
+   * @param path The NDJSON file to append to.
+   */
   constructor(path: string) {
     this.path = path;
   }
-  /** Queues one letter; written on the next flush. */
+  /**
+   * Queues one letter; written on the next flush.
+   *
+   * @param letter The dead letter; its message is made JSON-safe first.
+   */
   write(letter: DeadLetter): void {
     this.#pending.push(JSON.stringify({ ...letter, message: toJsonSafe(letter.message) }));
   }
-  /** Appends the queued letters. */
+  /**
+   * Appends the queued letters.
+   *
+   * @returns A promise that resolves once they are written.
+   */
   async flush(): Promise<void> {
     if (this.#pending.length === 0) return;
     const text = this.#pending.join("\n") + "\n";
@@ -136,7 +161,11 @@ export class FileDeadLetters implements DeadLetterSink {
     let written = 0;
     while (written < bytes.length) written += await this.#file.write(bytes.subarray(written));
   }
-  /** Flushes and closes the file. */
+  /**
+   * Flushes and closes the file.
+   *
+   * @returns A promise that resolves once the file is closed.
+   */
   async close(): Promise<void> {
     await this.flush();
     this.#file?.close();

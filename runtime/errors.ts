@@ -57,6 +57,8 @@ export class ConfigError extends Error {
   /** Every issue found, in source order. */
   readonly issues: readonly ConfigIssue[];
   /**
+   * Creates the error; its message lists every issue.
+   *
    * @param issues The problems found.
    * @param options Standard error options (`cause`).
    */
@@ -75,7 +77,7 @@ export class ConfigError extends Error {
  * A mailbox with the `fail` policy overflowed. It fails the receiving node
  * (whose mailbox overflowed), never the sender.
  *
- * @example
+ * @example Creating the error
  * ```ts
  * import { MailboxFullError } from "./errors.ts";
  * const error = new MailboxFullError("enrich", 1000);
@@ -88,6 +90,8 @@ export class MailboxFullError extends Error {
   /** The mailbox capacity. */
   readonly capacity: number;
   /**
+   * Creates the error for one node's mailbox.
+   *
    * @param nodeId The node whose mailbox overflowed.
    * @param capacity Its capacity.
    * @param options Standard error options.
@@ -106,7 +110,7 @@ export class MailboxFullError extends Error {
 /**
  * A send to a closed mailbox.
  *
- * @example
+ * @example Creating the error
  * ```ts
  * import { MailboxClosedError } from "./errors.ts";
  * console.assert(new MailboxClosedError("sink").name === "MailboxClosedError");
@@ -116,6 +120,8 @@ export class MailboxClosedError extends Error {
   /** The node whose mailbox was closed. */
   readonly nodeId: string;
   /**
+   * Creates the error for one node's mailbox.
+   *
    * @param nodeId The node whose mailbox was closed.
    * @param options Standard error options.
    */
@@ -130,7 +136,7 @@ export class MailboxClosedError extends Error {
  * An actor failed more often than its supervisor's intensity allows
  * (at most R restarts in P seconds), so the workflow stops.
  *
- * @example
+ * @example Creating the error
  * ```ts
  * import { RestartIntensityError } from "./errors.ts";
  * const error = new RestartIntensityError("parse", 5, 60, new Error("boom"));
@@ -141,6 +147,8 @@ export class RestartIntensityError extends Error {
   /** The actor that exceeded its restart budget. */
   readonly nodeId: string;
   /**
+   * Creates the error; `lastError` becomes its `cause`.
+   *
    * @param nodeId The failing actor.
    * @param maxRestarts R.
    * @param periodSeconds P.
@@ -168,7 +176,7 @@ export class RestartIntensityError extends Error {
  *
  * @param error Anything that was thrown.
  * @returns Its message, or its string form.
- * @example
+ * @example Messages of errors and other values
  * ```ts
  * import { errorMessage } from "./errors.ts";
  * console.assert(errorMessage(new Error("x")) === "x");

@@ -69,7 +69,7 @@ export interface AddOptions {
 /**
  * A typed workflow builder.
  *
- * @example
+ * @example A typed two-node pipeline
  * ```ts
  * import { Flow, Registry } from "../mod.ts";
  * import { builtins, generator, map } from "../actors/mod.ts";
@@ -85,7 +85,11 @@ export interface AddOptions {
 export class Flow {
   /** The untyped workflow underneath. */
   readonly workflow: Workflow;
-  /** @param options As for {@linkcode Workflow}. */
+  /**
+   * Creates an empty flow.
+   *
+   * @param options As for {@linkcode Workflow}.
+   */
   constructor(options: WorkflowOptions) {
     this.workflow = new Workflow(options);
   }
@@ -98,6 +102,7 @@ export class Flow {
    * @param def The node definition.
    * @param options Mailbox and supervision.
    * @returns A typed reference to connect.
+   * @throws {TypeError} When the flow is running.
    */
   add<In, Out>(id: string, def: NodeDef<In, Out>, options: AddOptions = {}): NodeRef<In, Out> {
     this.workflow.addNode(def.type, id, def.config, options);
@@ -114,6 +119,7 @@ export class Flow {
    * @param from An output (a node or `node.output("port")`).
    * @param to A node accepting `T`.
    * @returns This flow.
+   * @throws {TypeError} When the flow is running.
    */
   connect<T>(from: OutputRef<T>, to: InputRef<T>): this {
     this.workflow.addConnection(from.id, to.id, from.port, "in");
@@ -124,6 +130,7 @@ export class Flow {
    *
    * @param options As for {@linkcode Workflow.run}.
    * @returns The report.
+   * @throws {ConfigError} When the workflow is invalid.
    */
   run(options?: RunOptions): Promise<RunReport> {
     return this.workflow.run(options);
@@ -138,7 +145,7 @@ export class Flow {
  * @param type Registered type name.
  * @param config The config.
  * @returns The definition.
- * @example
+ * @example Declaring the types of a YAML-style node
  * ```ts
  * import { node } from "./flow.ts";
  * const filter = node<{ a: number }, { a: number }>("EventFilterNode", {});

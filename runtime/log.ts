@@ -34,7 +34,7 @@ const encoder = new TextEncoder();
  * @param text Any text.
  * @param secrets The values to hide.
  * @returns The text without them.
- * @example
+ * @example Masking a secret
  * ```ts
  * import { redact } from "./log.ts";
  * console.assert(redact("token abc123", ["abc123"]) === "token ***");
@@ -53,7 +53,7 @@ export function redact(text: string, secrets: readonly string[]): string {
  *
  * @param options Level, format and destination.
  * @returns The logger.
- * @example
+ * @example JSON lines to a custom writer
  * ```ts
  * import { createLogger } from "./log.ts";
  * const lines: string[] = [];
@@ -96,7 +96,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
  * @param logger The logger to wrap.
  * @param fields Fields to add.
  * @returns The wrapped logger.
- * @example
+ * @example A logger for one node
  * ```ts
  * import { createLogger, withFields } from "./log.ts";
  * const log = withFields(createLogger({ level: "silent" }), { node: "a" });

@@ -73,6 +73,8 @@ export interface MailboxCounters {
 /**
  * A position marker that travels with the stream (a checkpoint barrier): it is
  * reached once every message enqueued before it has been taken.
+ *
+ * @typeParam M The payload type.
  */
 export interface MailboxMarker<M> {
   /** The enqueue position at which the marker was placed. */
@@ -106,6 +108,7 @@ function seededRandom(seed: number): () => number {
  * close-and-drain and counters. Backed by a ring buffer.
  *
  * @typeParam T The message type.
+ * @typeParam M The payload type of markers placed with {@linkcode Mailbox.mark}.
  * @example Drop the oldest when full
  * ```ts
  * import { Mailbox } from "./mailbox.ts";
@@ -118,8 +121,11 @@ function seededRandom(seed: number): () => number {
  * ```
  */
 export class Mailbox<T, M = unknown> {
+  /** Most messages held at once. */
   readonly capacity: number;
+  /** What happens when full. */
   readonly overflow: OverflowPolicy;
+  /** The node that owns the mailbox, for error messages. */
   readonly owner: string;
   #ring: (T | undefined)[];
   #head = 0;
@@ -146,9 +152,11 @@ export class Mailbox<T, M = unknown> {
   #onDrop: ((message: T, reason: DropReason) => void) | undefined;
 
   /**
+   * Creates an empty, open mailbox.
+   *
    * @param options Capacity, policy and hooks.
-   * @throws {RangeError} When the capacity is not a positive integer or the
-   * sample rate is outside [0, 1].
+   * @throws {RangeError} When the capacity is not a positive integer, the
+   * overflow policy is unknown or the sample rate is outside [0, 1].
    */
   constructor(options: MailboxOptions<T>) {
     if (!Number.isInteger(options.capacity) || options.capacity < 1) {
@@ -392,7 +400,11 @@ export class Mailbox<T, M = unknown> {
     return out;
   }
 
-  /** Current counters, as a fresh object. */
+  /**
+   * The counters now.
+   *
+   * @returns A fresh object; later sends do not change it.
+   */
   counters(): MailboxCounters {
     return {
       depth: this.#size,

@@ -10,7 +10,7 @@ import type { MailboxCounters } from "./mailbox.ts";
  * A log-bucketed histogram of non-negative values with bounded memory:
  * quantiles are within about 4% relative error.
  *
- * @example
+ * @example The median of 1 to 100
  * ```ts
  * import { Histogram } from "./metrics.ts";
  * const h = new Histogram();
@@ -136,7 +136,7 @@ export interface WorkflowSnapshot {
 /**
  * Mutable counters of one node; the runtime updates them on the hot path.
  *
- * @example
+ * @example Counting messages
  * ```ts
  * import { NodeMetrics } from "./metrics.ts";
  * const m = new NodeMetrics();
@@ -196,7 +196,7 @@ function escapeLabel(value: string): string {
  *
  * @param snapshot The workflow snapshot.
  * @returns The text for a `/metrics` endpoint.
- * @example
+ * @example Metrics of an empty workflow
  * ```ts
  * import { prometheusText } from "./metrics.ts";
  * const text = prometheusText({ name: "w", time: 0, uptimeMs: 0, nodes: [], deadLetters: 0 });

@@ -78,7 +78,7 @@ export interface NodeSpec<C = any> {
  *
  * @param spec The node type.
  * @returns The input port names.
- * @example
+ * @example A sink's default input port
  * ```ts
  * import { inputPorts } from "./registry.ts";
  * import { s } from "./schema.ts";
@@ -96,7 +96,7 @@ export function inputPorts(spec: NodeSpec): readonly string[] {
  * @param spec The node type.
  * @param config The parsed config.
  * @returns The output port names.
- * @example
+ * @example A processor's default output port
  * ```ts
  * import { outputPorts } from "./registry.ts";
  * import { s } from "./schema.ts";
@@ -131,7 +131,7 @@ export interface NodeTypeInfo {
 /**
  * The node types a workflow may use.
  *
- * @example
+ * @example Registering a node type
  * ```ts
  * import { Registry } from "./registry.ts";
  * import { s } from "./schema.ts";
@@ -143,7 +143,12 @@ export interface NodeTypeInfo {
  */
 export class Registry {
   #specs = new Map<string, NodeSpec>();
-  /** @param specs The node types to register. */
+  /**
+   * Creates a registry holding the given node types.
+   *
+   * @param specs The node types to register.
+   * @throws {TypeError} When two specs share a type name.
+   */
   constructor(specs: Iterable<NodeSpec> = []) {
     for (const spec of specs) this.register(spec);
   }
@@ -161,23 +166,47 @@ export class Registry {
     this.#specs.set(spec.type, spec);
     return this;
   }
-  /** Whether a type is registered. */
+  /**
+   * Whether a type is registered.
+   *
+   * @param type The type name.
+   * @returns `true` when registered.
+   */
   has(type: string): boolean {
     return this.#specs.has(type);
   }
-  /** The spec of a type, or `undefined`. */
+  /**
+   * The spec of a type.
+   *
+   * @param type The type name.
+   * @returns The spec, or `undefined` when not registered.
+   */
   get(type: string): NodeSpec | undefined {
     return this.#specs.get(type);
   }
-  /** Registered type names, sorted. */
+  /**
+   * Registered type names.
+   *
+   * @returns The names, sorted.
+   */
   types(): string[] {
     return [...this.#specs.keys()].sort();
   }
-  /** A "did you mean" hint for an unknown type. */
+  /**
+   * A "did you mean" hint for an unknown type.
+   *
+   * @param type The unknown type name.
+   * @returns The closest registered name, or `undefined` when none is close.
+   */
   suggest(type: string): string | undefined {
     return suggest(type, [...this.#specs.keys()]);
   }
-  /** Docs of a type. */
+  /**
+   * Docs of a type, as `sluice nodes` shows them.
+   *
+   * @param type The type name.
+   * @returns The docs, or `undefined` when not registered.
+   */
   info(type: string): NodeTypeInfo | undefined {
     const spec = this.#specs.get(type);
     if (!spec) return undefined;
@@ -193,7 +222,13 @@ export class Registry {
       permissions: spec.permissions ?? [],
     };
   }
-  /** A copy of this registry with more types. */
+  /**
+   * A copy of this registry with more types; this one is unchanged.
+   *
+   * @param specs The node types to add.
+   * @returns The new registry.
+   * @throws {TypeError} When a type name is already registered.
+   */
   with(...specs: NodeSpec[]): Registry {
     return new Registry([...this.#specs.values(), ...specs]);
   }

@@ -68,7 +68,14 @@ export interface FieldOptions<T> {
   secret?: boolean;
 }
 
-type Out<T, O> = O extends { default: unknown } ? T
+/**
+ * The parsed type of a field of type `T` built with options `O`: a field with
+ * a `default` is always present, an `optional` one may be `undefined`.
+ *
+ * @typeParam T The type of a present value.
+ * @typeParam O The field options.
+ */
+export type FieldOutput<T, O> = O extends { default: unknown } ? T
   : O extends { optional: true } ? T | undefined
   : T;
 
@@ -131,7 +138,7 @@ export interface NumberOptions extends FieldOptions<number> {
 function numberField<O extends NumberOptions>(
   integer: boolean,
   options?: O,
-): Schema<Out<number, O>> {
+): Schema<FieldOutput<number, O>> {
   const bounds = [
     options?.min !== undefined ? `>= ${options.min}` : "",
     options?.greaterThan !== undefined ? `> ${options.greaterThan}` : "",
@@ -159,7 +166,7 @@ function numberField<O extends NumberOptions>(
     ...(options?.min !== undefined ? { minimum: options.min } : {}),
     ...(options?.max !== undefined ? { maximum: options.max } : {}),
     ...(options?.greaterThan !== undefined ? { exclusiveMinimum: options.greaterThan } : {}),
-  }) as Schema<Out<number, O>>;
+  }) as Schema<FieldOutput<number, O>>;
 }
 
 /** Options of a string field. */
@@ -182,14 +189,19 @@ export interface ObjectOptions extends FieldOptions<Record<string, unknown>> {
   allowUnknown?: boolean;
 }
 
-type ObjectOut<F extends Record<string, Schema<unknown>>> = {
+/**
+ * The parsed type of an object schema with the fields `F`.
+ *
+ * @typeParam F The field schemas, by key.
+ */
+export type ObjectOutput<F extends Record<string, Schema<unknown>>> = {
   [K in keyof F]: Infer<F[K]>;
 };
 
 /**
  * Builders of config schemas; use the instance {@linkcode s}.
  *
- * @example
+ * @example An enum field with a default
  * ```ts
  * import { s } from "./schema.ts";
  * const mode = s.enum(["json", "text"] as const, { default: "json" });
@@ -197,16 +209,34 @@ type ObjectOut<F extends Record<string, Schema<unknown>>> = {
  * ```
  */
 export class SchemaBuilders {
-  /** A finite number. */
-  number<O extends NumberOptions>(options?: O): Schema<Out<number, O>> {
+  /**
+   * A finite number.
+   *
+   * @typeParam O The options.
+   * @param options Bounds, default, docs.
+   * @returns The schema.
+   */
+  number<O extends NumberOptions>(options?: O): Schema<FieldOutput<number, O>> {
     return numberField(false, options);
   }
-  /** An integer. */
-  integer<O extends NumberOptions>(options?: O): Schema<Out<number, O>> {
+  /**
+   * An integer.
+   *
+   * @typeParam O The options.
+   * @param options Bounds, default, docs.
+   * @returns The schema.
+   */
+  integer<O extends NumberOptions>(options?: O): Schema<FieldOutput<number, O>> {
     return numberField(true, options);
   }
-  /** A string. */
-  string<O extends StringOptions>(options?: O): Schema<Out<string, O>> {
+  /**
+   * A string.
+   *
+   * @typeParam O The options.
+   * @param options Default, docs, `nonEmpty`.
+   * @returns The schema.
+   */
+  string<O extends StringOptions>(options?: O): Schema<FieldOutput<string, O>> {
     return field<string>("string", options, (value, path, issues) => {
       if (typeof value !== "string") {
         issues.push({ path, message: `expected a string, found ${describeValue(value)}` });
@@ -214,22 +244,36 @@ export class SchemaBuilders {
         issues.push({ path, message: "expected a non-empty string" });
       }
       return value as string;
-    }, { type: "string" }) as Schema<Out<string, O>>;
+    }, { type: "string" }) as Schema<FieldOutput<string, O>>;
   }
-  /** A boolean. */
-  boolean<O extends FieldOptions<boolean>>(options?: O): Schema<Out<boolean, O>> {
+  /**
+   * A boolean.
+   *
+   * @typeParam O The options.
+   * @param options Default, docs.
+   * @returns The schema.
+   */
+  boolean<O extends FieldOptions<boolean>>(options?: O): Schema<FieldOutput<boolean, O>> {
     return field<boolean>("boolean", options, (value, path, issues) => {
       if (typeof value !== "boolean") {
         issues.push({ path, message: `expected true or false, found ${describeValue(value)}` });
       }
       return value as boolean;
-    }, { type: "boolean" }) as Schema<Out<boolean, O>>;
+    }, { type: "boolean" }) as Schema<FieldOutput<boolean, O>>;
   }
-  /** One of a fixed list of strings. */
+  /**
+   * One of a fixed list of strings.
+   *
+   * @typeParam V The allowed strings.
+   * @typeParam O The options.
+   * @param values The allowed strings.
+   * @param options Default, docs.
+   * @returns The schema.
+   */
   enum<const V extends string, O extends FieldOptions<V>>(
     values: readonly V[],
     options?: O,
-  ): Schema<Out<V, O>> {
+  ): Schema<FieldOutput<V, O>> {
     const type = values.map((v) => JSON.stringify(v)).join(" | ");
     return field<V>(type, options, (value, path, issues) => {
       if (typeof value !== "string" || !values.includes(value as V)) {
@@ -242,13 +286,21 @@ export class SchemaBuilders {
         });
       }
       return value as V;
-    }, { enum: [...values] }) as Schema<Out<V, O>>;
+    }, { enum: [...values] }) as Schema<FieldOutput<V, O>>;
   }
-  /** An array of items of one schema. */
+  /**
+   * An array of items of one schema.
+   *
+   * @typeParam T The parsed item type.
+   * @typeParam O The options.
+   * @param item The schema of every item.
+   * @param options Default, docs, `minItems`.
+   * @returns The schema.
+   */
   array<T, O extends FieldOptions<T[]> & { minItems?: number }>(
     item: Schema<T>,
     options?: O,
-  ): Schema<Out<T[], O>> {
+  ): Schema<FieldOutput<T[], O>> {
     return field<T[]>(
       `array of ${item.info().type}`,
       options,
@@ -268,23 +320,32 @@ export class SchemaBuilders {
       { type: "array", items: item.jsonSchema() },
       { items: item.info() },
     ) as Schema<
-      Out<T[], O>
+      FieldOutput<T[], O>
     >;
   }
-  /** An object with declared fields; unknown keys are errors. */
+  /**
+   * An object with declared fields; unknown keys are errors unless
+   * `allowUnknown` is set. Fields parsed as `undefined` are left out.
+   *
+   * @typeParam F The field schemas, by key.
+   * @typeParam O The options.
+   * @param fields The field schemas, by key.
+   * @param options Default, docs, `allowUnknown`.
+   * @returns The schema.
+   */
   object<F extends Record<string, Schema<unknown>>, O extends ObjectOptions>(
     fields: F,
     options?: O,
-  ): Schema<Out<ObjectOut<F>, O>> {
+  ): Schema<FieldOutput<ObjectOutput<F>, O>> {
     const names = Object.keys(fields);
     const fieldInfo = () => Object.fromEntries(names.map((n) => [n, fields[n].info()]));
-    return field<ObjectOut<F>>(
+    return field<ObjectOutput<F>>(
       "object",
-      options as FieldOptions<ObjectOut<F>>,
+      options as FieldOptions<ObjectOutput<F>>,
       (value, path, issues) => {
         if (value === null || typeof value !== "object" || Array.isArray(value)) {
           issues.push({ path, message: `expected an object, found ${describeValue(value)}` });
-          return {} as ObjectOut<F>;
+          return {} as ObjectOutput<F>;
         }
         const record = value as Record<string, unknown>;
         const out: Record<string, unknown> = {};
@@ -307,7 +368,7 @@ export class SchemaBuilders {
           const parsed = fields[name].parse(v, join(path, name), issues);
           if (parsed !== undefined) out[name] = parsed;
         }
-        return out as ObjectOut<F>;
+        return out as ObjectOutput<F>;
       },
       {
         type: "object",
@@ -320,13 +381,21 @@ export class SchemaBuilders {
           return fieldInfo();
         },
       },
-    ) as Schema<Out<ObjectOut<F>, O>>;
+    ) as Schema<FieldOutput<ObjectOutput<F>, O>>;
   }
-  /** An object with arbitrary keys whose values share one schema. */
+  /**
+   * An object with arbitrary keys whose values share one schema.
+   *
+   * @typeParam T The parsed value type.
+   * @typeParam O The options.
+   * @param value The schema of every value.
+   * @param options Default, docs.
+   * @returns The schema.
+   */
   record<T, O extends FieldOptions<Record<string, T>>>(
     value: Schema<T>,
     options?: O,
-  ): Schema<Out<Record<string, T>, O>> {
+  ): Schema<FieldOutput<Record<string, T>, O>> {
     return field<Record<string, T>>(
       `map of ${value.info().type}`,
       options,
@@ -346,9 +415,15 @@ export class SchemaBuilders {
         return out;
       },
       { type: "object", additionalProperties: value.jsonSchema() },
-    ) as Schema<Out<Record<string, T>, O>>;
+    ) as Schema<FieldOutput<Record<string, T>, O>>;
   }
-  /** Any value, checked by the node itself (pass a custom check to validate). */
+  /**
+   * Any value, checked by the node itself (pass a custom check to validate).
+   *
+   * @typeParam T The parsed type.
+   * @param options Default, docs, the type shown in docs, a custom check.
+   * @returns The schema.
+   */
   any<T = unknown>(options?: AnyOptions<T>): Schema<T> {
     return field<T>(
       options?.type ?? "any",
@@ -358,10 +433,17 @@ export class SchemaBuilders {
     );
   }
 
-  /** A function (TypeScript workflows only; not expressible in YAML). */
+  /**
+   * A function (TypeScript workflows only; not expressible in YAML).
+   *
+   * @typeParam F The function type.
+   * @typeParam O The options.
+   * @param options Default, docs.
+   * @returns The schema.
+   */
   func<F extends (...args: never[]) => unknown, O extends FieldOptions<F> = FieldOptions<F>>(
     options?: O,
-  ): Schema<Out<F, O>> {
+  ): Schema<FieldOutput<F, O>> {
     return field<F>("function (TypeScript only)", options, (value, path, issues) => {
       if (typeof value !== "function") {
         issues.push({
@@ -372,12 +454,19 @@ export class SchemaBuilders {
         });
       }
       return value as F;
-    }, {}) as Schema<Out<F, O>>;
+    }, {}) as Schema<FieldOutput<F, O>>;
   }
-  /** A number or a string (for example a timestamp in seconds or ISO 8601). */
+  /**
+   * A finite number or a string (for example a timestamp in seconds or ISO
+   * 8601).
+   *
+   * @typeParam O The options.
+   * @param options Default, docs.
+   * @returns The schema.
+   */
   numberOrString<O extends FieldOptions<number | string>>(
     options?: O,
-  ): Schema<Out<number | string, O>> {
+  ): Schema<FieldOutput<number | string, O>> {
     return field<number | string>("number | string", options, (value, path, issues) => {
       if (
         !(typeof value === "string" || (typeof value === "number" && Number.isFinite(value)))
@@ -388,12 +477,18 @@ export class SchemaBuilders {
         });
       }
       return value as number | string;
-    }, { type: ["number", "string"] }) as Schema<Out<number | string, O>>;
+    }, { type: ["number", "string"] }) as Schema<FieldOutput<number | string, O>>;
   }
-  /** A string or a list of strings. */
+  /**
+   * A string or a list of strings.
+   *
+   * @typeParam O The options.
+   * @param options Default, docs.
+   * @returns The schema.
+   */
   stringOrList<O extends FieldOptions<string | string[]>>(
     options?: O,
-  ): Schema<Out<string | string[], O>> {
+  ): Schema<FieldOutput<string | string[], O>> {
     return field<string | string[]>("string | array of string", options, (value, path, issues) => {
       if (typeof value === "string") return value;
       if (Array.isArray(value) && value.every((v) => typeof v === "string")) return value;
@@ -403,7 +498,7 @@ export class SchemaBuilders {
       });
       return value as string;
     }, { anyOf: [{ type: "string" }, { type: "array", items: { type: "string" } }] }) as Schema<
-      Out<string | string[], O>
+      FieldOutput<string | string[], O>
     >;
   }
 }
@@ -417,7 +512,7 @@ export const s: SchemaBuilders = new SchemaBuilders();
  * @param path The parent path (may be empty).
  * @param key The key.
  * @returns The joined path.
- * @example
+ * @example Joining key paths
  * ```ts
  * import { join } from "./schema.ts";
  * console.assert(join("nodes[0]", "config") === "nodes[0].config");
@@ -433,7 +528,7 @@ export function join(path: string, key: string): string {
  *
  * @param value Any value.
  * @returns A short description.
- * @example
+ * @example Describing a value
  * ```ts
  * import { describe } from "./schema.ts";
  * console.assert(describe(null) === "null");

@@ -22,7 +22,7 @@ export type MessageErrorPolicy = "dead_letter" | "restart";
 
 /** Per-node supervision, resolved (times in milliseconds). */
 export interface SupervisionOptions {
-  /** @default {"transient"} */
+  /** When the node is restarted. @default {"transient"} */
   restart: RestartType;
   /** R: restarts allowed in `periodMs` before the workflow fails. @default {5} */
   maxRestarts: number;
@@ -57,15 +57,25 @@ export const DEFAULT_SUPERVISION: Readonly<SupervisionOptions> = {
 
 /** The YAML form of per-node supervision (seconds, the guide's style). */
 export interface SupervisionConfig {
+  /** When the node is restarted. */
   restart?: RestartType;
+  /** R: restarts allowed within `restart_period`. */
   max_restarts?: number;
+  /** P, in seconds. */
   restart_period?: number;
+  /** First backoff delay, in seconds. */
   initial_delay?: number;
+  /** Growth of the delay per attempt. */
   backoff_factor?: number;
+  /** Cap of the delay, in seconds. */
   max_delay?: number;
+  /** Randomized fraction of each delay, from 0 to 1. */
   jitter?: number;
+  /** Consecutive failed attempts before the node fails for good. */
   max_attempts?: number;
+  /** Retries of a failing message before it goes to dead letters. */
   max_message_retries?: number;
+  /** What an error thrown while handling a message does. */
   on_message_error?: MessageErrorPolicy;
 }
 
@@ -103,7 +113,7 @@ export const supervisionSchema: Schema<SupervisionConfig | undefined> = s.object
  * @param base The resolved options to start from.
  * @param layers Partial options; later layers win.
  * @returns Resolved options.
- * @example
+ * @example Overriding the restart budget
  * ```ts
  * import { DEFAULT_SUPERVISION, resolveSupervision } from "./supervisor.ts";
  * const o = resolveSupervision(DEFAULT_SUPERVISION, { maxRestarts: 1 });
@@ -131,7 +141,7 @@ export function resolveSupervision(
  *
  * @param config The parsed `supervision` block.
  * @returns Partial options.
- * @example
+ * @example Seconds become milliseconds
  * ```ts
  * import { supervisionFromConfig } from "./supervisor.ts";
  * console.assert(supervisionFromConfig({ restart_period: 2 }).periodMs === 2000);
@@ -161,7 +171,7 @@ export function supervisionFromConfig(
 /**
  * Counts restarts in a sliding period: at most R restarts in P milliseconds.
  *
- * @example
+ * @example Two restarts per second
  * ```ts
  * import { RestartIntensity } from "./supervisor.ts";
  * const intensity = new RestartIntensity(2, 1000);
@@ -171,10 +181,14 @@ export function supervisionFromConfig(
  * ```
  */
 export class RestartIntensity {
+  /** R: restarts allowed within `periodMs`. */
   readonly maxRestarts: number;
+  /** P: the length of the sliding period, in milliseconds. */
   readonly periodMs: number;
   #times: number[] = [];
   /**
+   * Creates a counter that allows `maxRestarts` restarts per `periodMs`.
+   *
    * @param maxRestarts R.
    * @param periodMs P in milliseconds.
    */

@@ -206,7 +206,11 @@ export class Workflow implements AsyncDisposable {
   #drainTimeoutMs = 30_000;
   #hardStop = new AbortController();
 
-  /** @param options Registry, clock, defaults. */
+  /**
+   * Creates an empty workflow; add nodes and connections, then run it.
+   *
+   * @param options Registry, clock, defaults.
+   */
   constructor(options: WorkflowOptions) {
     this.#options = options;
     this.name = options.name ?? "workflow";
@@ -222,6 +226,7 @@ export class Workflow implements AsyncDisposable {
    * @param config The type's config.
    * @param options Mailbox and supervision of this node.
    * @returns This workflow.
+   * @throws {TypeError} When the workflow is running.
    */
   addNode(
     type: string,
@@ -242,6 +247,7 @@ export class Workflow implements AsyncDisposable {
    * @param fromPort Output port. @default {"out"}
    * @param toPort Input port. @default {"in"}
    * @returns This workflow.
+   * @throws {TypeError} When the workflow is running.
    */
   addConnection(from: string, to: string, fromPort = "out", toPort = "in"): this {
     this.#assertNotRunning();
@@ -269,7 +275,10 @@ export class Workflow implements AsyncDisposable {
 
   /**
    * Output ports of a node after config resolution (router destinations
-   * included), or `undefined` for an unknown node.
+   * included).
+   *
+   * @param id The node id.
+   * @returns The port names, or `undefined` for an unknown node.
    */
   outputPortsOf(id: string): readonly string[] | undefined {
     return this.#resolve().nodes.find((n) => n.decl.id === id)?.outputs;
@@ -446,6 +455,7 @@ export class Workflow implements AsyncDisposable {
    * @param options Cancellation, signal handling, drain deadline.
    * @returns What the run did.
    * @throws {ConfigError} When validation finds any issue.
+   * @throws {TypeError} When the workflow is already running.
    */
   async run(options: RunOptions = {}): Promise<RunReport> {
     this.#assertNotRunning();
@@ -557,7 +567,8 @@ export class Workflow implements AsyncDisposable {
       },
       strategy: this.#options.strategy ?? "one_for_one",
       cells: () => this.#cells,
-      baseDir: this.#options.baseDir ?? Deno.cwd(),
+      // Absolute, so file and module paths do not depend on how they are joined.
+      baseDir: absolutePath(this.#options.baseDir ?? "."),
       random: () => (this.#options.random ?? Math.random)(),
       fail: (error) => this.#fail(error),
       deadLetter: (node, message, error, attempts, context) =>
@@ -632,11 +643,23 @@ export class Workflow implements AsyncDisposable {
     if (this.#running) throw new TypeError(`workflow "${this.name}" is already running`);
   }
 
-  /** Stops and waits nothing further (for `await using`). */
+  /**
+   * Asks the workflow to stop (for `await using`); does not wait for the
+   * drain.
+   *
+   * @returns A resolved promise.
+   */
   [Symbol.asyncDispose](): Promise<void> {
     this.stop();
     return Promise.resolve();
   }
+}
+
+function absolutePath(path: string): string {
+  if (path.startsWith("/") || /^[A-Za-z]:[\\/]/.test(path)) return path;
+  const cwd = Deno.cwd();
+  if (path === ".") return cwd;
+  return `${cwd.replace(/[\\/]+$/, "")}/${path.replace(/^\.\//, "")}`;
 }
 
 function registrySuggest(name: string, candidates: readonly string[]): string | undefined {

@@ -293,6 +293,9 @@ export class TestDriver {
   }
 
   /**
+   * Creates a driver for a copy of the workflow in which every source and
+   * sink not named in `keep` is replaced by an in-memory one.
+   *
    * @param workflow A parsed workflow file, a workflow definition, or a
    *   {@linkcode Workflow} (its nodes and connections; its mailbox and
    *   supervision defaults are not visible and not copied).
@@ -427,6 +430,10 @@ export class TestDriver {
    * completion, as if it took no time.
    *
    * @param ms Virtual milliseconds.
+   * @returns A promise that resolves once time has moved and the work it
+   * started has settled.
+   * @throws {RangeError} When `ms` is negative or `NaN`.
+   * @throws {Error} What the workflow's run rejected with, if it did.
    */
   async advance(ms: number): Promise<void> {
     if (!(ms >= 0)) throw new RangeError(`advance expects ms >= 0, got ${ms}`);
@@ -524,7 +531,11 @@ export class TestDriver {
     return [...this.#deadLetters.letters];
   }
 
-  /** The workflow's metrics now. */
+  /**
+   * The workflow's metrics now.
+   *
+   * @returns A snapshot of every node's counters.
+   */
   snapshot(): WorkflowSnapshot {
     return this.workflow.snapshot();
   }

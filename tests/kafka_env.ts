@@ -208,20 +208,24 @@ export interface KcatMessage {
  * @returns Every message.
  */
 export async function kcatConsume(brokers: string, topic: string): Promise<KcatMessage[]> {
-  const text = await run([
-    "-C",
-    "-b",
-    brokers,
-    "-t",
-    topic,
-    "-o",
-    "beginning",
-    "-e",
-    "-q",
-    "-u",
-    "-f",
-    "%p\x1f%o\x1f%k\x1f%h\x1f%s\x1e",
-  ], undefined, 60_000);
+  const text = await run(
+    [
+      "-C",
+      "-b",
+      brokers,
+      "-t",
+      topic,
+      "-o",
+      "beginning",
+      "-e",
+      "-q",
+      "-u",
+      "-f",
+      "%p\x1f%o\x1f%k\x1f%h\x1f%s\x1e",
+    ],
+    undefined,
+    60_000,
+  );
   return text.split("\x1e").filter((r) => r.length > 0).map((r) => {
     const [p, o, key, headers, value] = r.split("\x1f");
     return { partition: Number(p), offset: Number(o), key, headers, value };

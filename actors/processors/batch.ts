@@ -325,7 +325,7 @@ export const BatchNode: NodeSpec<BatchConfig> = {
  * @typeParam T The type of the batched messages.
  * @param config The node's config (YAML keys, seconds).
  * @returns A node definition turning `T` messages into {@linkcode Batch}es of `T`.
- * @example
+ * @example A typed BatchNode
  * ```ts
  * import { batch } from "./batch.ts";
  * const def = batch<{ id: string }>({ batch_size: 50, batch_timeout: 0.5 });

@@ -140,7 +140,7 @@ const codeConfig: Schema<CodeConfig> = s.object({
  * or no default export function. Thrown when the node starts (the supervisor
  * then restarts it, and the workflow fails once its restart budget is spent).
  *
- * @example
+ * @example Creating the error
  * ```ts
  * import { CodeModuleError } from "./code.ts";
  * const error = new CodeModuleError("./enrich.ts", "file not found");
@@ -151,6 +151,8 @@ export class CodeModuleError extends Error {
   /** The module as the config names it. */
   readonly module: string;
   /**
+   * Creates the error for one module.
+   *
    * @param module The module as the config names it.
    * @param reason What went wrong.
    * @param options Standard error options (`cause`).
@@ -167,7 +169,7 @@ export class CodeModuleError extends Error {
  * uncaught error outside the function call, for example in a timer the
  * module started). The batch is retried message by message on a new worker.
  *
- * @example
+ * @example Creating the error
  * ```ts
  * import { CodeWorkerError } from "./code.ts";
  * console.assert(new CodeWorkerError("./enrich.ts", "boom").name === "CodeWorkerError");
@@ -177,6 +179,8 @@ export class CodeWorkerError extends Error {
   /** The module as the config names it. */
   readonly module: string;
   /**
+   * Creates the error for one module's worker.
+   *
    * @param module The module as the config names it.
    * @param reason What the worker reported.
    * @param options Standard error options (`cause`).
@@ -198,7 +202,7 @@ const EXTENSIONS = /\.(ts|mts|tsx|js|mjs|jsx)$/;
  * @param baseDir The directory relative paths resolve against (the workflow file's).
  * @param module A relative or absolute path, or a `file:` URL.
  * @returns The module's URL.
- * @example
+ * @example Relative and absolute paths
  * ```ts
  * import { resolveModuleUrl } from "./code.ts";
  * console.assert(resolveModuleUrl("/flows", "./code/enrich.ts").href === "file:///flows/code/enrich.ts");
@@ -531,7 +535,7 @@ export const CodeNode: NodeSpec<CodeConfig> = {
  * @typeParam Out What it returns.
  * @param config The node's config.
  * @returns A node definition.
- * @example
+ * @example A typed CodeNode
  * ```ts
  * import { code } from "./code.ts";
  * const def = code<{ n: number }, { n: number }>({ module: "./double.ts", isolate: true });

@@ -82,7 +82,7 @@ export const FunctionNode: NodeSpec<FunctionConfig> = {
  * @typeParam Out The output type.
  * @param fn The function.
  * @returns A node definition.
- * @example
+ * @example Doubling numbers
  * ```ts
  * import { map } from "./function.ts";
  * const double = map((n: number) => n * 2);
@@ -105,7 +105,7 @@ export function map<In, Out>(
  * @typeParam Out The output type.
  * @param fn The function.
  * @returns A node definition.
- * @example
+ * @example Summing each batch
  * ```ts
  * import { mapBatch } from "./function.ts";
  * const sums = mapBatch((ns: number[]) => [ns.reduce((a, b) => a + b, 0)]);

@@ -434,7 +434,7 @@ export const HealthMonitorNode: NodeSpec<HealthMonitorConfig> = {
  *
  * @param config The node's config (YAML keys, seconds).
  * @returns A node definition emitting {@linkcode HealthReport}s.
- * @example
+ * @example Monitoring one node's latency
  * ```ts
  * import { healthMonitor } from "./health.ts";
  * const def = healthMonitor({ interval_seconds: 30, nodes: { enrich: { max_latency_seconds: 1 } } });

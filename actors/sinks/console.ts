@@ -25,14 +25,13 @@ const consoleConfig: Schema<ConsoleSinkConfig> = s.object({
   stream: s.enum(["stdout", "stderr"] as const, { default: "stdout", doc: "Where to write." }),
 });
 
-
 /**
  * Serialises one message for a line-oriented sink; strings are written as they are.
  *
  * @param message The message.
  * @param indent Indentation for pretty output.
  * @returns The line, without a newline.
- * @example
+ * @example One JSON line
  * ```ts
  * import { messageLine } from "./console.ts";
  * console.assert(messageLine({ a: 1 }) === '{"a":1}');
@@ -79,7 +78,7 @@ export const ConsoleSinkNode: NodeSpec<ConsoleSinkConfig> = {
  *
  * @param config The node's config.
  * @returns A node definition accepting anything.
- * @example
+ * @example A console sink for the fluent builder
  * ```ts
  * import { consoleSink } from "./console.ts";
  * console.assert(consoleSink().type === "ConsoleSinkNode");

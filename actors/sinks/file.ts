@@ -25,14 +25,13 @@ const fileConfig: Schema<FileSinkConfig> = s.object({
   }),
 });
 
-
 /**
  * Resolves a path from a config against a base directory.
  *
  * @param baseDir The directory of the workflow file.
  * @param path The configured path.
  * @returns An absolute path, or `path` when it is absolute already.
- * @example
+ * @example A relative path
  * ```ts
  * import { resolvePath } from "./file.ts";
  * console.assert(resolvePath("/a", "b.txt") === "/a/b.txt");
@@ -97,7 +96,7 @@ export const FileSinkNode: NodeSpec<FileSinkConfig> = {
  *
  * @param config The node's config.
  * @returns A node definition accepting anything.
- * @example
+ * @example A file sink for the fluent builder
  * ```ts
  * import { fileSink } from "./file.ts";
  * console.assert(fileSink({ path: "out.ndjson" }).type === "FileSinkNode");

@@ -24,14 +24,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import {
-  CompressionTypes,
-  type IHeaders,
-  type Message,
-  Partitioners,
-  type Producer,
-  type TopicMessages,
-} from "kafkajs";
+import type { CompressionTypes, IHeaders, Message, Producer, TopicMessages } from "kafkajs";
 import type { Actor, ActorContext } from "../../runtime/actor.ts";
 import type { ConfigIssue } from "../../runtime/errors.ts";
 import type { NodeDef } from "../../runtime/flow.ts";
@@ -40,11 +33,15 @@ import type { NodeSpec } from "../../runtime/registry.ts";
 import { describe, s, type Schema } from "../../runtime/schema.ts";
 import {
   createKafkaClient,
-  kafkaConnectionFields,
   type KafkaConnectionConfig,
+  kafkaConnectionFields,
+  loadKafkajs,
   retryOptions,
   validateKafkaConnection,
 } from "../kafka_client.ts";
+
+/** kafkajs' `CompressionTypes` values, so that this module does not load kafkajs. */
+const COMPRESSION = { none: 0, gzip: 1 } as const;
 
 /** Broker acknowledgement: -1 all in-sync replicas, 1 the leader, 0 none. */
 export type KafkaAcks = -1 | 0 | 1;
@@ -224,10 +221,12 @@ export class KafkaRecordEncoder {
    * @param config The sink's topic, field and header settings.
    */
   constructor(
-    config: Pick<
-      KafkaSinkConfig,
-      "topic" | "topic_field" | "key_field" | "value_field" | "headers" | "headers_field"
-    > & { strip_metadata?: boolean },
+    config:
+      & Pick<
+        KafkaSinkConfig,
+        "topic" | "topic_field" | "key_field" | "value_field" | "headers" | "headers_field"
+      >
+      & { strip_metadata?: boolean },
   ) {
     this.#topic = config.topic;
     this.#topicField = config.topic_field ? compilePath(config.topic_field) : undefined;
@@ -319,7 +318,11 @@ class KafkaSinkActor implements Actor {
 
   async start(ctx: ActorContext): Promise<void> {
     const config = this.#config;
-    const kafka = createKafkaClient(config, { clientId: `sluice-${this.#nodeId}`, log: ctx.log });
+    const kafka = await createKafkaClient(config, {
+      clientId: `sluice-${this.#nodeId}`,
+      log: ctx.log,
+    });
+    const { Partitioners } = await loadKafkajs();
     const producer = kafka.producer({
       createPartitioner: Partitioners.DefaultPartitioner,
       idempotent: config.idempotent,
@@ -386,9 +389,7 @@ class KafkaSinkActor implements Actor {
         topicMessages,
         acks: this.#config.acks,
         timeout: Math.round(this.#config.ack_timeout * 1000),
-        compression: this.#config.compression === "gzip"
-          ? CompressionTypes.GZIP
-          : CompressionTypes.None,
+        compression: COMPRESSION[this.#config.compression] as CompressionTypes,
       });
     }
   }

@@ -21,7 +21,7 @@ import {
   safeUrl,
   validateEndpoint,
   validateProtocols,
-  WebSocketConnection,
+  type WebSocketConnection,
   WebSocketConnectionError,
   WebSocketFrameError,
   WebSocketTimeoutError,
@@ -99,7 +99,7 @@ const clientSinkConfig: Schema<WebSocketClientSinkConfig> = s.object({
  * @param format The frame format.
  * @returns A string (text frame) or bytes (binary frame).
  * @throws {WebSocketFrameError} When the message cannot be encoded.
- * @example
+ * @example Encoding per format
  * ```ts
  * import { encodeMessage } from "./websocket_client.ts";
  * console.assert(encodeMessage({ a: 1 }, "json") === '{"a":1}');
@@ -295,7 +295,7 @@ export const WebSocketClientSinkNode: NodeSpec<WebSocketClientSinkConfig> = {
  *
  * @param config The node's config (`url` at least).
  * @returns A node definition accepting anything JSON can encode.
- * @example
+ * @example A typed sink for the fluent builder
  * ```ts
  * import { webSocketClientSink } from "./websocket_client.ts";
  * const sink = webSocketClientSink({ url: "ws://127.0.0.1:9000/ingest" });

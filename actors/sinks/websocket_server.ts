@@ -99,7 +99,7 @@ const serverSinkConfig: Schema<WebSocketServerSinkConfig> = s.object({
  * @param given The presented value.
  * @param expected The secret.
  * @returns Whether they are equal.
- * @example
+ * @example Checking a token
  * ```ts
  * import { timingSafeEqual } from "./websocket_server.ts";
  * console.assert(timingSafeEqual("abc", "abc") && !timingSafeEqual("abd", "abc"));
@@ -385,7 +385,7 @@ export const WebSocketServerSinkNode: NodeSpec<WebSocketServerSinkConfig> = {
  *
  * @param config The node's config (`port` at least).
  * @returns A node definition accepting anything JSON can encode.
- * @example
+ * @example A typed broadcast sink for the fluent builder
  * ```ts
  * import { webSocketServerSink } from "./websocket_server.ts";
  * const sink = webSocketServerSink({ port: 8765, path: "/live" });

@@ -60,7 +60,6 @@ export const generatorConfig: Schema<GeneratorConfig> = s.object({
   }),
 });
 
-
 /**
  * Builds the event number `sequence`.
  *
@@ -68,7 +67,7 @@ export const generatorConfig: Schema<GeneratorConfig> = s.object({
  * @param startTimeSeconds Timestamp of event 0, epoch seconds.
  * @param ratePerSecond Events per second.
  * @returns The event.
- * @example
+ * @example One generated event
  * ```ts
  * import { generateEvent } from "./generator.ts";
  * const e = generateEvent(4, 1700000000, 2);
@@ -144,7 +143,7 @@ export const GeneratorNode: NodeSpec<GeneratorConfig> = {
  *
  * @param config The node's config.
  * @returns A node definition emitting {@linkcode GeneratedEvent}s.
- * @example
+ * @example A generator for the fluent builder
  * ```ts
  * import { generator } from "./generator.ts";
  * const def = generator({ message_count: 10 });

@@ -8,7 +8,39 @@
  * protocol itself over `Deno.connect`/`Deno.connectTls` because Deno's stable
  * `WebSocket` cannot stop reading (so `block` could not reach the peer as TCP
  * backpressure) and cannot send pings, while `WebSocketStream` still needs
- * `--unstable-net`.
+ * `--unstable-net`. No extension is offered (no permessage-deflate), and
+ * proxies are not supported.
+ *
+ * Decisions:
+ * - `batch_size` 1 (the default) emits each parsed message as it is; above 1
+ *   the node emits the guide's batches `{messages, count, timestamp,
+ *   processing_latency}` (epoch seconds; seconds from the batch's first
+ *   message), a partial batch after `batch_timeout`.
+ * - Reconnection is the supervisor's: a lost connection returns
+ *   `{disconnected}` from `run`, `reconnect_delay`/`exponential_backoff` are
+ *   the backoff (factor 2 or 1, capped at 30 s, with the supervisor's
+ *   jitter), `max_reconnect_attempts` is `maxAttempts` (counted from the last
+ *   successful connect); `auto_reconnect: false` fails the node on the first
+ *   loss, except that a clean close by the server then ends the stream. The
+ *   final error names the URL (never its query) and the last cause.
+ * - `max_queue_size` bounds the messages held between the socket and
+ *   downstream while a flush is pending. `block`: reading stops when it is
+ *   full, so the server's send buffer grows instead of sluice's memory (the
+ *   node holds at most two queues' worth, each plus one 64 KiB read: one
+ *   handed to the runtime and waiting for room downstream, one filling);
+ *   `drop_oldest`/`drop_newest`:
+ *   reading goes on and the queue drops (counted, logged once per episode).
+ * - `message_timeout`: no data message for that long means a dead
+ *   connection; `heartbeat_interval`: a protocol ping each interval, and a
+ *   ping followed by nothing at all (no pong, no data) until the next one
+ *   means a dead connection. Time spent blocked by downstream counts for
+ *   neither. Server pings are always answered.
+ * - `subscribe` is sent once per connection, right after the handshake.
+ * - A frame that is not valid UTF-8 (json, text) or JSON (json) goes to the
+ *   dead letters with the reason; the stream goes on.
+ * - `enable_metrics` logs the node's counters (connections, messages, bytes,
+ *   parse errors, drops, queue high water) at every disconnect and at the end.
+ * - Timers use the workflow clock (`ctx.schedule`, `ctx.clock`).
  *
  * @module
  */
@@ -28,7 +60,7 @@ import { DEFAULT_SUPERVISION, type SupervisionOptions } from "../../runtime/supe
  * A WebSocket connection could not be opened or was lost. The message names
  * the URL (without credentials, query or fragment) and the cause.
  *
- * @example
+ * @example The message names the URL without its query
  * ```ts
  * import { WebSocketConnectionError } from "./websocket.ts";
  * const error = new WebSocketConnectionError("ws://feed.example/a?token=x", new Error("refused"));
@@ -54,7 +86,7 @@ export class WebSocketConnectionError extends Error {
  * The server broke the WebSocket protocol (or the handshake); the connection
  * is failed with `code`.
  *
- * @example
+ * @example Carrying the close code
  * ```ts
  * import { WebSocketProtocolError } from "./websocket.ts";
  * console.assert(new WebSocketProtocolError(1002, "masked frame").code === 1002);
@@ -78,7 +110,7 @@ export class WebSocketProtocolError extends Error {
  * The server answered the opening handshake with something other than
  * `101 Switching Protocols` (for example `401 Unauthorized`).
  *
- * @example
+ * @example A refused upgrade
  * ```ts
  * import { WebSocketHandshakeError } from "./websocket.ts";
  * console.assert(new WebSocketHandshakeError(401, "Unauthorized").message.includes("401"));
@@ -104,7 +136,7 @@ export class WebSocketHandshakeError extends Error {
  * A connection was judged dead: no message within `message_timeout`, no
  * answer to a heartbeat ping, or no connection within `connection_timeout`.
  *
- * @example
+ * @example A dead connection
  * ```ts
  * import { WebSocketTimeoutError } from "./websocket.ts";
  * console.assert(new WebSocketTimeoutError("no message for 5s").name === "WebSocketTimeoutError");
@@ -122,7 +154,7 @@ export class WebSocketTimeoutError extends Error {
  * A frame that the node cannot turn into a message (bad JSON, invalid
  * UTF-8); it goes to the dead letters and the stream goes on.
  *
- * @example
+ * @example A frame that is not a message
  * ```ts
  * import { WebSocketFrameError } from "./websocket.ts";
  * console.assert(new WebSocketFrameError("bad").name === "WebSocketFrameError");
@@ -145,7 +177,7 @@ export class WebSocketFrameError extends Error {
  *
  * @param url A URL.
  * @returns `protocol//host/path`, or `<invalid url>`.
- * @example
+ * @example Stripping credentials and query
  * ```ts
  * import { safeUrl } from "./websocket.ts";
  * console.assert(safeUrl("wss://u:p@h:9/x?token=s#f") === "wss://h:9/x");
@@ -167,6 +199,7 @@ export function safeUrl(url: string | URL): string {
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 const encoder = new TextEncoder();
 const latin1 = new TextDecoder("latin1");
+const utf8 = new TextDecoder("utf-8", { fatal: true });
 const MAX_HEAD_BYTES = 16 * 1024;
 const READ_CHUNK = 64 * 1024;
 /** Header names the client sets itself. */
@@ -211,7 +244,7 @@ export type WebSocketMessageHandler = (payload: Uint8Array, text: boolean) => vo
  *
  * @param headers The headers.
  * @returns One problem per bad header (without its value).
- * @example
+ * @example Refusing header injection
  * ```ts
  * import { headerProblems } from "./websocket.ts";
  * console.assert(headerProblems({ "X-Id": "a\r\nb" }).length === 1);
@@ -362,6 +395,8 @@ export class WebSocketConnection {
   #closeReason = "";
   #bytesReceived = 0;
   #pongs = 0;
+  #window: string | undefined;
+  #windowFrom = 0;
   #onPong: (() => void) | undefined;
   #writeChain: Promise<void> = Promise.resolve();
   #closed: Promise<void>;
@@ -456,6 +491,35 @@ export class WebSocketConnection {
     } finally {
       signal?.removeEventListener("abort", onAbort);
     }
+  }
+
+  /**
+   * Decodes a payload given to the message handler as UTF-8, during the
+   * handler call. ASCII payloads (most JSON) are cut from one decode of the
+   * whole read instead of one decoder call each.
+   *
+   * @param payload The payload view.
+   * @returns The text.
+   * @throws {TypeError} When the payload is not valid UTF-8.
+   */
+  decodeText(payload: Uint8Array): string {
+    const n = payload.length;
+    if (n < 32 || payload.buffer !== this.#buf.buffer) return utf8.decode(payload);
+    for (let i = 0; i < n; i++) if (payload[i] > 0x7f) return utf8.decode(payload);
+    const start = payload.byteOffset;
+    const window = this.#window;
+    if (
+      window === undefined || start < this.#windowFrom ||
+      start + n > this.#windowFrom + window.length
+    ) {
+      // windows-1252 maps every byte to one UTF-16 unit, so offsets carry over;
+      // for ASCII it agrees with UTF-8.
+      this.#windowFrom = start;
+      this.#window = latin1.decode(this.#buf.subarray(start, this.#end));
+      return this.#window.slice(0, n);
+    }
+    const from = start - this.#windowFrom;
+    return window.slice(from, from + n);
   }
 
   /** Bytes read from the socket since the handshake (frames of every kind). */
@@ -696,6 +760,7 @@ export class WebSocketConnection {
 
   /** Handles every complete frame in the buffer; returns the data messages delivered. */
   #parse(onMessage: WebSocketMessageHandler): number {
+    this.#window = undefined;
     const buf = this.#buf;
     const end = this.#end;
     let p = this.#start;
@@ -928,7 +993,7 @@ export interface ReconnectConfig {
  *
  * @param config The reconnect keys.
  * @returns Partial supervision options.
- * @example
+ * @example The guide's reconnect settings
  * ```ts
  * import { reconnectSupervision } from "./websocket.ts";
  * const o = reconnectSupervision({
@@ -985,7 +1050,7 @@ export const reconnectFields: {
  * @param headers The configured headers, if any.
  * @param path The key path of the node's config.
  * @param issues Where problems go.
- * @example
+ * @example An http URL is a config issue
  * ```ts
  * import { validateEndpoint } from "./websocket.ts";
  * const issues: { path: string; message: string }[] = [];
@@ -1027,7 +1092,7 @@ export function validateEndpoint(
  *
  * @param protocols The configured subprotocols.
  * @returns A list.
- * @example
+ * @example One or several subprotocols
  * ```ts
  * import { protocolList } from "./websocket.ts";
  * console.assert(protocolList("a").join() === "a" && protocolList(undefined).length === 0);
@@ -1044,7 +1109,7 @@ export function protocolList(protocols: string | string[] | undefined): string[]
  * @param protocols The configured subprotocols.
  * @param path The key path of the node's config.
  * @param issues Where problems go.
- * @example
+ * @example Subprotocols must be tokens
  * ```ts
  * import { validateProtocols } from "./websocket.ts";
  * const issues: { path: string; message: string }[] = [];
@@ -1077,6 +1142,12 @@ export function validateProtocols(
  * @param options Connect options (headers, subprotocols).
  * @returns The connection.
  * @throws {WebSocketTimeoutError} When the timeout passes first.
+ * @example Connecting from an actor
+ * ```ts ignore
+ * import { connectWithTimeout } from "./websocket.ts";
+ * // inside start(ctx) or run(ctx):
+ * const conn = await connectWithTimeout(ctx, "ws://127.0.0.1:8080/feed", 30, {});
+ * ```
  */
 export async function connectWithTimeout(
   ctx: Pick<ActorContext, "clock" | "signal">,
@@ -1110,6 +1181,11 @@ export async function connectWithTimeout(
  * @param waitMs The longest wait.
  * @param code The close code.
  * @param reason The reason.
+ * @example Closing within a second
+ * ```ts ignore
+ * import { closeWithin } from "./websocket.ts";
+ * await closeWithin(conn, ctx.clock, 1000);
+ * ```
  */
 export async function closeWithin(
   conn: WebSocketConnection,
@@ -1269,7 +1345,6 @@ function subscribeMessages(subscribe: unknown): (string | Uint8Array)[] {
 class WebSocketSourceActor implements Actor<never, unknown> {
   readonly #config: WebSocketConfig;
   readonly #stats: SourceStats;
-  readonly #decoder = new TextDecoder("utf-8", { fatal: true });
   #ctx!: ActorContext<unknown>;
   #conn: WebSocketConnection | undefined;
   #queue: unknown[] = [];
@@ -1410,7 +1485,7 @@ class WebSocketSourceActor implements Actor<never, unknown> {
     } else {
       let str: string;
       try {
-        str = this.#decoder.decode(payload);
+        str = this.#conn!.decodeText(payload);
       } catch (error) {
         this.#reject(
           payload.slice(),
@@ -1681,7 +1756,7 @@ export const WebSocketNode: NodeSpec<WebSocketConfig> = {
  * @typeParam T The type of the parsed messages.
  * @param config The node's config (`url` at least).
  * @returns A node definition emitting `T` (or batches of `T` with `batch_size` > 1).
- * @example
+ * @example A typed feed for the fluent builder
  * ```ts
  * import { webSocket } from "./websocket.ts";
  * const feed = webSocket<{ price: number }>({ url: "wss://feed.example/prices" });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { builtins } from "../../actors/mod.ts";
-import { encodeMessage, WebSocketClientSinkNode } from "../../actors/sinks/websocket_client.ts";
+import { encodeMessage } from "../../actors/sinks/websocket_client.ts";
 import type { ActorContext } from "../../runtime/actor.ts";
 import { VirtualClock } from "../../runtime/clock.ts";
 import { MemoryDeadLetters } from "../../runtime/dead_letter.ts";

@@ -218,6 +218,32 @@ Deno.test("WebSocketNode turns json, text and binary frames into messages", asyn
   }
 });
 
+Deno.test("WebSocketNode decodes UTF-8 text, ASCII or not, many frames per read", async () => {
+  const sent: { i: number; text: string }[] = Array.from({ length: 500 }, (_, i) => ({
+    i,
+    text: i % 3 === 0
+      ? `café ünïcødé 😀 ${"ä".repeat(i % 50)}`
+      : `plain ascii ${"a".repeat(i % 70)}`,
+  }));
+  // Larger than the 64 KiB read buffer, with a 64-bit length.
+  sent.push({ i: 500, text: "ü".repeat(100_000) }, { i: 501, text: "a".repeat(200_000) });
+  const peer = await WsPeer.start({
+    onConnection: (c) => {
+      for (const m of sent) c.socket.send(json(m));
+    },
+  });
+  try {
+    const h = harness({ url: peer.url() });
+    const running = h.wf.run();
+    await until(() => h.out.length === sent.length, "every message");
+    h.wf.stop();
+    await running;
+    assert.deepEqual(h.out, sent);
+  } finally {
+    await peer.close();
+  }
+});
+
 Deno.test("WebSocketNode sends auth headers, subprotocols and the subscription once per connection", async () => {
   const peer = await WsPeer.start({
     onConnection: (c) => {

@@ -101,8 +101,11 @@ kafkaTest(
         await outage;
         return true;
       }, 90_000);
-      await waitFor("the sink to fail against the stopped broker", () =>
-        wf.snapshot().nodes.find((x) => x.id === "out")!.errors > 0, 60_000);
+      await waitFor(
+        "the sink to fail against the stopped broker",
+        () => wf.snapshot().nodes.find((x) => x.id === "out")!.errors > 0,
+        60_000,
+      );
     } finally {
       // Whatever happened above, leave a running broker for the other tests.
       await kafkaScript("restart-broker");
@@ -117,15 +120,17 @@ kafkaTest(
       }, 90_000);
     } catch (error) {
       // Show where the stream stopped.
-      console.error(JSON.stringify(wf.snapshot().nodes.map((x) => ({
-        id: x.id,
-        state: x.state,
-        in: x.messagesIn,
-        out: x.messagesOut,
-        depth: x.mailbox?.depth,
-        errors: x.errors,
-        restarts: x.restarts,
-      }))));
+      console.error(JSON.stringify(
+        wf.snapshot().nodes.map((x) => ({
+          id: x.id,
+          state: x.state,
+          in: x.messagesIn,
+          out: x.messagesOut,
+          depth: x.mailbox?.depth,
+          errors: x.errors,
+          restarts: x.restarts,
+        })),
+      ));
       console.error(JSON.stringify([...await committedOffsets(brokers, group, input)]));
       throw error;
     }

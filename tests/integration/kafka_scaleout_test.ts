@@ -133,8 +133,11 @@ kafkaTest(
         const stderr = new Response(process.stderr).text();
         children.push({ id, out, process, stderr });
       }
-      await waitFor(`a stable group of ${PROCESSES}`, async () =>
-        (await groupMembers(brokers, group)) === PROCESSES, 60_000);
+      await waitFor(
+        `a stable group of ${PROCESSES}`,
+        async () => (await groupMembers(brokers, group)) === PROCESSES,
+        60_000,
+      );
 
       // Keyed, so the events spread over every partition (kcat sticks unkeyed batches to one).
       await kcatProduce(
@@ -158,11 +161,15 @@ kafkaTest(
         for (const c of children) for (const e of await readLines(c.out)) seen.add(e.i);
         return seen;
       };
-      await waitFor(`all ${N} events across the outputs`, async () => (await union()).size >= N, 90_000);
+      await waitFor(
+        `all ${N} events across the outputs`,
+        async () => (await union()).size >= N,
+        90_000,
+      );
 
       for (const c of children.slice(1)) c.process.kill("SIGTERM");
       const survivors = await Promise.all(children.slice(1).map((c) => c.process.status));
-      const all = (await Promise.all(children.map((c) => readLines(c.out))));
+      const all = await Promise.all(children.map((c) => readLines(c.out)));
       const total = all.reduce((n, lines) => n + lines.length, 0);
       const distinct = await union();
       const perProcess = all.map((lines) => lines.length);

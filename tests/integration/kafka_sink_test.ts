@@ -74,7 +74,9 @@ kafkaTest("KafkaSinkNode writes messages that kcat reads back", async (t, broker
   await t.step("keys come from key_field and fix the partition", () => {
     const m = read.find((x) => JSON.parse(x.value).sequence === 42)!;
     assert.equal(m.key, "user_42");
-    const partitionsOfUser = new Set(read.filter((x) => x.key === "user_42").map((x) => x.partition));
+    const partitionsOfUser = new Set(
+      read.filter((x) => x.key === "user_42").map((x) => x.partition),
+    );
     assert.equal(partitionsOfUser.size, 1);
   });
   await t.step("static headers are on every message", () => {
@@ -177,8 +179,10 @@ kafkaTest(
       .addConnection("filter", "transform")
       .addConnection("transform", "out");
     const running = wf.run();
-    await waitFor("all input offsets committed", async () =>
-      sum(await committedOffsets(brokers, group, input)) === n);
+    await waitFor(
+      "all input offsets committed",
+      async () => sum(await committedOffsets(brokers, group, input)) === n,
+    );
     wf.stop();
     const report = await running;
     const read = await kcatConsume(brokers, output);
@@ -237,8 +241,10 @@ kafkaTest(
       .addNode("KafkaSinkNode", "out", { brokers, topic: output, linger: 5, batch_size: 1000 })
       .addConnection("events", "out");
     const running = wf.run();
-    await waitFor("the sink to take every event", () =>
-      wf.snapshot().nodes.find((x) => x.id === "out")!.messagesIn === n);
+    await waitFor(
+      "the sink to take every event",
+      () => wf.snapshot().nodes.find((x) => x.id === "out")!.messagesIn === n,
+    );
 
     await t.step("held: nothing written, nothing committed", async () => {
       assert.equal((await kcatConsume(brokers, output)).length, 0);
@@ -246,8 +252,10 @@ kafkaTest(
     });
     await clock.advance(5_000);
     await t.step("after linger: one send, then every offset commits", async () => {
-      await waitFor("offsets committed", async () =>
-        sum(await committedOffsets(brokers, group, input)) === n);
+      await waitFor(
+        "offsets committed",
+        async () => sum(await committedOffsets(brokers, group, input)) === n,
+      );
       assert.equal((await kcatConsume(brokers, output)).length, n);
     });
     wf.stop();

@@ -18,7 +18,12 @@ import {
   waitFor,
 } from "../kafka_env.ts";
 
-function source(brokers: string, topic: string, group: string, extra: Record<string, unknown> = {}) {
+function source(
+  brokers: string,
+  topic: string,
+  group: string,
+  extra: Record<string, unknown> = {},
+) {
   return {
     source_type: "kafka",
     brokers,
@@ -105,11 +110,15 @@ kafkaTest(
       .addNode("FunctionNode", "collect", { fn: (e: KafkaEvent) => void seen.push(e) })
       .addConnection("events", "collect");
     const running = wf.run();
-    await waitFor("4 events and 2 dead letters", () =>
-      seen.length >= 4 && deadLetters.letters.length >= 2);
+    await waitFor(
+      "4 events and 2 dead letters",
+      () => seen.length >= 4 && deadLetters.letters.length >= 2,
+    );
     // Commits happen when the last checkpoint completes; wait for the 6th offset.
-    await waitFor("offsets committed", async () =>
-      sum(await committedOffsets(brokers, group, topic)) === 6);
+    await waitFor(
+      "offsets committed",
+      async () => sum(await committedOffsets(brokers, group, topic)) === 6,
+    );
     wf.stop();
     const report = await running;
 
@@ -192,13 +201,17 @@ kafkaTest(
           return e;
         },
       }, { supervision: { on_message_error: "restart", initial_delay: 0.05 } })
-      .addNode("FunctionNode", "sink", { fn: (e: KafkaEvent) => void delivered.push(e.i as number) })
+      .addNode("FunctionNode", "sink", {
+        fn: (e: KafkaEvent) => void delivered.push(e.i as number),
+      })
       .addConnection("events", "flaky")
       .addConnection("flaky", "sink");
     const running = wf.run();
     await waitFor(`all ${n} events delivered`, () => new Set(delivered).size >= n);
-    await waitFor("offsets committed", async () =>
-      sum(await committedOffsets(brokers, group, topic)) === n);
+    await waitFor(
+      "offsets committed",
+      async () => sum(await committedOffsets(brokers, group, topic)) === n,
+    );
     wf.stop();
     const report = await running;
 
@@ -262,3 +275,40 @@ kafkaTest(
     });
   },
 );
+
+kafkaTest("EventStreamNode consumes a list of topics or a topic_pattern", async (t, brokers) => {
+  const prefix = uniqueTopic("src-multi");
+  const topics = [`${prefix}-a`, `${prefix}-b`];
+  for (const topic of topics) {
+    await createTopic(brokers, topic, 1);
+    await kcatProduce(brokers, topic, Array.from({ length: 10 }, (_, i) => JSON.stringify({ i })));
+  }
+  const cases = [
+    ["a list", { topic: topics }],
+    ["a pattern", { topic: undefined, topic_pattern: `^${prefix}-` }],
+  ] as const;
+  for (const [what, extra] of cases) {
+    await t.step(what, async () => {
+      const seen: KafkaEvent[] = [];
+      const { logger } = captureLogger();
+      const wf = new Workflow({
+        registry: new Registry(builtins),
+        deadLetters: new MemoryDeadLetters(),
+        logger,
+      })
+        .addNode(
+          "EventStreamNode",
+          "events",
+          source(brokers, topics[0], `${prefix}-${what.replace(" ", "-")}`, extra),
+        )
+        .addNode("FunctionNode", "collect", { fn: (e: KafkaEvent) => void seen.push(e) })
+        .addConnection("events", "collect");
+      const running = wf.run();
+      await waitFor("20 events", () => seen.length >= 20);
+      wf.stop();
+      await running;
+      assert.equal(seen.length, 20);
+      assert.deepEqual(new Set(seen.map((e) => e._kafka!.topic)), new Set(topics));
+    });
+  }
+});
