@@ -109,6 +109,7 @@ export function checkWorkflowText(text: string, file: string, options: CheckOpti
       clock: options.clock,
       logger: options.logger,
       deadLetters: options.deadLetters?.(parsed),
+      secrets: () => [...secrets],
     });
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;

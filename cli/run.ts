@@ -13,6 +13,7 @@ import { Registry } from "../runtime/registry.ts";
 import type { RunReport, Workflow } from "../runtime/workflow.ts";
 import type { WorkflowSnapshot } from "../runtime/metrics.ts";
 import { builtins } from "../actors/mod.ts";
+import { missingPermissions, requiredPermissions } from "./permissions.ts";
 import { resolvePath } from "../actors/sinks/file.ts";
 import { checkWorkflowFile } from "./load.ts";
 import { type MetricsServer, serveMetrics } from "./metrics_server.ts";
@@ -259,6 +260,19 @@ export async function runCommand(
   secrets = result.secrets;
   if (!result.workflow) {
     printConfigError(new ConfigError(result.issues), io, secrets);
+    return EXIT.usage;
+  }
+  const needed = requiredPermissions(
+    result.workflow,
+    options.registry ?? new Registry(builtins),
+    metricsPort === undefined ? [] : ["--allow-net"],
+  );
+  const missing = missingPermissions(needed);
+  if (missing.length > 0) {
+    io.err(
+      `error: this workflow needs ${missing.join(" ")} (in all: ${needed.join(" ")})\n` +
+        `  deno run ${needed.join(" ")} jsr:@sluice/sluice/cli run ${file}\n`,
+    );
     return EXIT.usage;
   }
   const report = await runWorkflowWithStatus(result.workflow, io, {

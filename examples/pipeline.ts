@@ -12,8 +12,11 @@
  * Run it with
  *
  * ```sh
- * deno run --allow-read --allow-write examples/pipeline.ts [out-dir]
+ * deno run -A examples/pipeline.ts [out-dir]
  * ```
+ *
+ * (`--allow-read --allow-write --allow-env` is enough: importing sluice's
+ * `mod.ts` loads the Kafka client, which reads `NODE_ENV`.)
  *
  * Expect: out-dir (default examples/out) gets `pipeline_windows.ndjson`, one
  * line per minute of event time: {window_start, window_end, key: {}, count:

@@ -102,12 +102,14 @@ function generatedGetter(segments: readonly string[]): PathGetter | undefined {
   let body = "";
   for (const segment of segments) {
     const key = JSON.stringify(segment);
-    body += `if (typeof o !== "object" || o === null || !hasOwn(o, ${key})) return undefined;\n` +
+    body += `if (typeof o !== "object" || o === null || !hasOwn.call(o, ${key})) return undefined;\n` +
       `o = o[${key}];\n`;
   }
   try {
+    // Object.prototype.hasOwnProperty is the same test as Object.hasOwn for
+    // objects, and cheaper to call in V8.
     return new Function("hasOwn", `"use strict";\nreturn function get(o) {\n${body}return o;\n};`)(
-      Object.hasOwn,
+      Object.prototype.hasOwnProperty,
     ) as PathGetter;
   } catch {
     codegen = false;

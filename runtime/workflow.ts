@@ -9,7 +9,7 @@ import { backoffDelay } from "./backoff.ts";
 import { type Clock, RealClock, type TimerId, VirtualClock, yieldMacrotask } from "./clock.ts";
 import { type DeadLetterSink, FileDeadLetters } from "./dead_letter.ts";
 import { ConfigError, type ConfigIssue, errorMessage, RestartIntensityError } from "./errors.ts";
-import { createLogger, withFields } from "./log.ts";
+import { createLogger, redact, withFields } from "./log.ts";
 import { Mailbox, type OverflowPolicy } from "./mailbox.ts";
 import { NodeMetrics, type NodeSnapshot, type WorkflowSnapshot } from "./metrics.ts";
 import {
@@ -109,6 +109,11 @@ export interface WorkflowOptions {
   baseDir?: string;
   /** Random source for backoff jitter. @default {Math.random} */
   random?: () => number;
+  /**
+   * Values that must never be written out (those interpolated from the
+   * environment): masked in dead letters' errors and context.
+   */
+  secrets?: () => readonly string[];
 }
 
 /** Options of {@linkcode Workflow.run}. */
@@ -593,14 +598,15 @@ export class Workflow implements AsyncDisposable {
   ): void {
     this.#deadLetterCount++;
     this.#deadLettersDirty = true;
+    const secrets = this.#options.secrets?.() ?? [];
     this.#deadLetters!.write({
       time: new Date(this.clock.now()).toISOString(),
       node,
-      error: errorMessage(error),
+      error: redact(errorMessage(error), secrets),
       errorName: error instanceof Error ? error.name : typeof error,
       attempts,
       message,
-      ...(context ? { context } : {}),
+      ...(context ? { context: redactContext(context, secrets) } : {}),
     });
   }
 
@@ -652,6 +658,19 @@ export class Workflow implements AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void> {
     this.stop();
     return Promise.resolve();
+  }
+}
+
+/** Masks secrets in a dead letter's context, keeping its shape when it can. */
+function redactContext(
+  context: Record<string, unknown>,
+  secrets: readonly string[],
+): Record<string, unknown> {
+  if (secrets.length === 0) return context;
+  try {
+    return JSON.parse(redact(JSON.stringify(context), secrets));
+  } catch {
+    return { redacted: redact(String(JSON.stringify(context)), secrets) };
   }
 }
 

@@ -183,10 +183,42 @@ export function compileWritePath(path: string): readonly string[] {
       );
     }
   }
+  const writer = generate<Writer>(["o", "v"], `o[${JSON.stringify(segments.at(-1))}] = v;`);
+  // Hidden from the array's users; EventDraft.set uses it for the last key.
+  if (writer) Object.defineProperty(segments, WRITER, { value: writer });
   return segments;
 }
 
 type Rec = Record<string, unknown>;
+type Writer = (obj: Rec, value: unknown) => void;
+type WritePath = readonly string[] & { readonly [WRITER]?: Writer };
+
+/** The compiled store of a write path's last key, when code generation is available. */
+const WRITER: unique symbol = Symbol("writer");
+
+/** Whether `new Function` works here (it does not under some embedders' policies). */
+let codegen = true;
+
+/**
+ * Compiles a small function whose property names are constants in its own
+ * code, so it gets inline caches of its own: one shared function storing a
+ * key held in a variable would do a generic lookup per event. `undefined`
+ * where code generation is disabled; callers then fall back to generic code.
+ */
+function generate<F>(params: string[], body: string): F | undefined {
+  if (!codegen) return undefined;
+  try {
+    return new Function(...params, `"use strict";\n${body}`) as F;
+  } catch {
+    codegen = false;
+    return undefined;
+  }
+}
+
+/** A function copying an object's own enumerable properties, with its own inline cache. */
+function makeCloner(): (obj: Rec) => Rec {
+  return generate<(obj: Rec) => Rec>(["o"], "return { ...o };") ?? ((obj) => ({ ...obj }));
+}
 const EMPTY: Rec = Object.freeze({}) as Rec;
 
 function isRecord(value: unknown): value is Rec {
@@ -216,6 +248,9 @@ export class EventDraft {
   #root: Rec = EMPTY;
   // Nested containers copied for the current event, safe to write in place.
   #owned = new Set<object>();
+  // Each draft copies the events of one node, usually all of one shape: its
+  // own copy function keeps that copy a fast, monomorphic clone.
+  readonly #clone = makeCloner();
 
   /**
    * Starts a new event.
@@ -241,7 +276,7 @@ export class EventDraft {
   }
 
   #ownRoot(): Rec {
-    if (this.#root === this.#original) this.#root = { ...this.#original };
+    if (this.#root === this.#original) this.#root = this.#clone(this.#original);
     return this.#root;
   }
 
@@ -259,7 +294,9 @@ export class EventDraft {
     if (last === 0) {
       // Top-level fields, the common case: no path to copy.
       if (typeof value === "object" && value !== null && this.#owned.size > 0) this.#owned.clear();
-      node[segments[0]] = value;
+      const write = (segments as WritePath)[WRITER];
+      if (write !== undefined) write(node, value);
+      else node[segments[0]] = value;
       return;
     }
     for (let i = 0; i < last; i++) {
@@ -291,7 +328,9 @@ export class EventDraft {
     if (typeof value === "object" && value !== null && this.#owned.size > 0) {
       this.#owned.clear();
     }
-    node[segments[last]] = value;
+    const write = (segments as WritePath)[WRITER];
+    if (write !== undefined) write(node, value);
+    else node[segments[last]] = value;
   }
 
   /**
@@ -664,13 +703,25 @@ const FNV_PRIME = 0x01000193;
 export function fnv1a32(text: string): number {
   let hash = FNV_OFFSET_BASIS;
   const n = text.length;
-  for (let i = 0; i < n; i++) {
+  let i = 0;
+  // ASCII is one byte per character; kept small so that it inlines.
+  for (; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x80) return fnv1a32Utf8(text, i, hash);
+    hash = Math.imul(hash ^ c, FNV_PRIME);
+  }
+  return hash >>> 0;
+}
+
+/** FNV-1a from index `i` on, UTF-8 encoding inline so that no buffer is needed. */
+function fnv1a32Utf8(text: string, i: number, hash: number): number {
+  const n = text.length;
+  for (; i < n; i++) {
     let c = text.charCodeAt(i);
     if (c < 0x80) {
       hash = Math.imul(hash ^ c, FNV_PRIME);
       continue;
     }
-    // UTF-8 encode inline, so the hash needs no buffer.
     if (c >= 0xd800 && c <= 0xdfff) {
       const next = i + 1 < n ? text.charCodeAt(i + 1) : 0;
       if (c <= 0xdbff && next >= 0xdc00 && next <= 0xdfff) {

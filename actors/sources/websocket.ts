@@ -71,6 +71,8 @@ export class WebSocketConnectionError extends Error {
   /** The URL, without credentials, query or fragment. */
   readonly url: string;
   /**
+   * Creates the error.
+   *
    * @param url The URL (it is stripped of credentials, query and fragment).
    * @param cause What went wrong.
    */
@@ -96,6 +98,8 @@ export class WebSocketProtocolError extends Error {
   /** The close code sent to the peer (1002 protocol error, 1009 too big). */
   readonly code: number;
   /**
+   * Creates the error.
+   *
    * @param code The close code.
    * @param message What was wrong.
    */
@@ -120,6 +124,8 @@ export class WebSocketHandshakeError extends Error {
   /** The HTTP status. */
   readonly status: number;
   /**
+   * Creates the error.
+   *
    * @param status The HTTP status.
    * @param statusText Its reason phrase.
    */
@@ -143,7 +149,11 @@ export class WebSocketHandshakeError extends Error {
  * ```
  */
 export class WebSocketTimeoutError extends Error {
-  /** @param message What timed out. */
+  /**
+   * Creates the error.
+   *
+   * @param message What timed out.
+   */
   constructor(message: string) {
     super(message);
     this.name = "WebSocketTimeoutError";
@@ -162,6 +172,8 @@ export class WebSocketTimeoutError extends Error {
  */
 export class WebSocketFrameError extends Error {
   /**
+   * Creates the error.
+   *
    * @param message Why the frame was refused.
    * @param options Standard error options (`cause`).
    */

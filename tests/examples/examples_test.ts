@@ -532,10 +532,15 @@ Deno.test("examples: websocket_stream.yaml processes a feed in the guide's batch
         if (processedIds.length >= 200) seenAll.resolve();
       },
     });
-    assert.equal(await streamEnded.promise, 200);
+    // A run that ends before the feed is consumed fails the test instead of hanging it.
+    const early = running.then((r) => {
+      throw new Error(`the run ended early (exit ${r.code}):\n${r.err}`);
+    });
+    early.catch(() => {});
+    assert.equal(await Promise.race([streamEnded.promise, early]), 200);
     // No second stream: the reconnect finds nobody listening.
     await feed.close();
-    await seenAll.promise;
+    await Promise.race([seenAll.promise, early]);
     stop.abort();
     const run = await running;
     assert.equal(run.code, 0, run.err);

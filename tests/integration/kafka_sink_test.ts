@@ -102,7 +102,12 @@ kafkaTest(
     const { logger } = captureLogger();
     const report = await new Workflow({ registry: withList(events), deadLetters, logger })
       .addNode("ListSource", "list")
-      .addNode("KafkaSinkNode", "out", { brokers, topic_field: "dest", headers_field: "meta" })
+      .addNode("KafkaSinkNode", "out", {
+        brokers,
+        topic_field: "dest",
+        headers_field: "meta",
+        idempotent: true,
+      })
       .addConnection("list", "out")
       .run();
     assert.equal(report.status, "completed");

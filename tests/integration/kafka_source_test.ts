@@ -312,3 +312,32 @@ kafkaTest("EventStreamNode consumes a list of topics or a topic_pattern", async 
     });
   }
 });
+
+kafkaTest(
+  "EventStreamNode with auto_commit lets kafkajs commit as it fetches",
+  async (_t, brokers) => {
+    const topic = uniqueTopic("src-auto");
+    const group = `${topic}-g`;
+    await createTopic(brokers, topic, 1);
+    await kcatProduce(brokers, topic, Array.from({ length: 50 }, (_, i) => JSON.stringify({ i })));
+    const seen: KafkaEvent[] = [];
+    const { logger } = captureLogger();
+    const wf = new Workflow({
+      registry: new Registry(builtins),
+      deadLetters: new MemoryDeadLetters(),
+      logger,
+    })
+      .addNode("EventStreamNode", "events", source(brokers, topic, group, { auto_commit: true }))
+      .addNode("FunctionNode", "collect", { fn: (e: KafkaEvent) => void seen.push(e) })
+      .addConnection("events", "collect");
+    const running = wf.run();
+    await waitFor("50 events", () => seen.length >= 50);
+    await waitFor(
+      "offsets committed",
+      async () => sum(await committedOffsets(brokers, group, topic)) === 50,
+    );
+    wf.stop();
+    await running;
+    assert.equal(seen.length, 50);
+  },
+);

@@ -110,7 +110,10 @@ Deno.test("a node crashing beyond its intensity stops the workflow; every accept
   for (let i = 0; i < 100; i++) await clock.advance(1000);
   const report = await running;
   assert.equal(report.status, "failed");
-  assert.match(report.error!.message, /node "flaky" failed more than 4 times in 60s; last error: disk on fire/);
+  assert.match(
+    report.error!.message,
+    /node "flaky" failed more than 4 times in 60s; last error: disk on fire/,
+  );
   const src = report.nodes.find((n) => n.id === "src")!;
   const flaky = report.nodes.find((n) => n.id === "flaky")!;
   assert.equal(flaky.restarts, 4);

@@ -51,7 +51,14 @@ async function overload(overflow: OverflowPolicy) {
   const heapAfter = Deno.memoryUsage().heapUsed;
   const producer = report.nodes.find((n) => n.id === "producer")!;
   const slow = report.nodes.find((n) => n.id === "slow")!;
-  return { report, producer, slow, delivered, deadLetters, heapGrowthMb: (heapAfter - heapBefore) / 1048576 };
+  return {
+    report,
+    producer,
+    slow,
+    delivered,
+    deadLetters,
+    heapGrowthMb: (heapAfter - heapBefore) / 1048576,
+  };
 }
 
 async function isDone(p: Promise<unknown>): Promise<boolean> {
@@ -68,7 +75,9 @@ Deno.test("overload under block: the producer slows to the pipeline's pace and n
   assert.ok(producer.messagesOut < 7_000, `producer slowed to ${producer.messagesOut}`);
   assert.ok(producer.messagesOut > 5_500, `producer kept the pace: ${producer.messagesOut}`);
   assert.ok(slow.mailbox!.highWater <= 100);
-  console.log(`  block: produced ${producer.messagesOut}, delivered ${delivered.length}, dropped 0`);
+  console.log(
+    `  block: produced ${producer.messagesOut}, delivered ${delivered.length}, dropped 0`,
+  );
 });
 
 for (const overflow of ["drop_oldest", "drop_newest", "sample"] as const) {
