@@ -155,6 +155,73 @@ const LOOKS_DATE = /^\d{4}-\d{2}-\d{2}/;
 const NEVER: CompiledCondition = () => false;
 const ALWAYS: CompiledCondition = () => true;
 
+/** Whether `new Function` works here (it does not under some embedders' policies). */
+let codegen = true;
+
+/**
+ * A private copy of a closure factory: the same code, compiled anew, so the
+ * predicates it makes get their own inline caches and optimized code. A
+ * predicate made by a shared factory calls a different getter or operand for
+ * every condition in the process, so its calls are megamorphic and nothing
+ * inlines; a private copy calls the same ones every time. `factory` must not
+ * use variables of its surroundings (only its parameters and globals).
+ * Where code generation is disabled, `factory` itself is returned.
+ */
+function fresh<F>(factory: F): F {
+  if (!codegen) return factory;
+  try {
+    return new Function(`"use strict";\nreturn (${String(factory)});`)() as F;
+  } catch {
+    codegen = false;
+    return factory;
+  }
+}
+
+// The factories that `fresh` copies: self-contained on purpose.
+const AND = (a: CompiledCondition, b: CompiledCondition): CompiledCondition => (event) =>
+  a(event) && b(event);
+const OR = (a: CompiledCondition, b: CompiledCondition): CompiledCondition => (event) =>
+  a(event) || b(event);
+const NOT = (a: CompiledCondition): CompiledCondition => (event) => !a(event);
+const EXISTS = (get: PathGetter): CompiledCondition => (event) => get(event) !== undefined;
+const NOT_EXISTS = (get: PathGetter): CompiledCondition => (event) => get(event) === undefined;
+const IS = (get: PathGetter, value: unknown): CompiledCondition => (event) =>
+  get(event) === value;
+const IS_NOT = (get: PathGetter, value: unknown): CompiledCondition => (event) =>
+  get(event) !== value;
+/** `in` over a few primitives: a scan with `===` beats hashing the field's value. */
+const IN_LIST = (get: PathGetter, values: readonly unknown[]): CompiledCondition => (event) => {
+  const found = get(event);
+  for (let i = 0; i < values.length; i++) if (values[i] === found) return true;
+  return false;
+};
+const IN_SET = (get: PathGetter, values: ReadonlySet<unknown>): CompiledCondition => (event) =>
+  values.has(get(event));
+/** Number comparisons: numbers compare inline, anything else goes to `other`. */
+const NUMBER_GT = (get: PathGetter, value: number, other: (found: unknown) => boolean) =>
+(event: unknown): boolean => {
+  const found = get(event);
+  return typeof found === "number" ? found > value : other(found);
+};
+const NUMBER_GE = (get: PathGetter, value: number, other: (found: unknown) => boolean) =>
+(event: unknown): boolean => {
+  const found = get(event);
+  return typeof found === "number" ? found >= value : other(found);
+};
+const NUMBER_LT = (get: PathGetter, value: number, other: (found: unknown) => boolean) =>
+(event: unknown): boolean => {
+  const found = get(event);
+  return typeof found === "number" ? found < value : other(found);
+};
+const NUMBER_LE = (get: PathGetter, value: number, other: (found: unknown) => boolean) =>
+(event: unknown): boolean => {
+  const found = get(event);
+  return typeof found === "number" ? found <= value : other(found);
+};
+const NUMBER_COMPARISONS = { gt: NUMBER_GT, ge: NUMBER_GE, lt: NUMBER_LT, le: NUMBER_LE };
+/** Up to this many primitives, `in` scans a list instead of hashing into a Set. */
+const IN_LIST_MAX = 8;
+
 const realClock = new RealClock();
 const realNow = (): number => realClock.now();
 
@@ -368,7 +435,7 @@ function compileAny(
   const innerPath = joinPath(path, groupKey);
   if (groupKey === "not") {
     const negated = compileAny(inner, innerPath, context, depth + 1);
-    return (event) => !negated(event);
+    return fresh(NOT)(negated);
   }
   if (!Array.isArray(inner)) {
     context.issues.push({
@@ -384,43 +451,27 @@ function compileAny(
 }
 
 function allOf(conditions: CompiledCondition[]): CompiledCondition {
-  switch (conditions.length) {
-    case 0:
-      return ALWAYS;
-    case 1:
-      return conditions[0];
-    case 2: {
-      const [a, b] = conditions;
-      return (event) => a(event) && b(event);
-    }
-    default:
-      return (event) => {
-        for (let i = 0; i < conditions.length; i++) {
-          if (!conditions[i](event)) return false;
-        }
-        return true;
-      };
-  }
+  return combine(conditions, AND, ALWAYS);
 }
 
 function anyOf(conditions: CompiledCondition[]): CompiledCondition {
-  switch (conditions.length) {
-    case 0:
-      return NEVER;
-    case 1:
-      return conditions[0];
-    case 2: {
-      const [a, b] = conditions;
-      return (event) => a(event) || b(event);
-    }
-    default:
-      return (event) => {
-        for (let i = 0; i < conditions.length; i++) {
-          if (conditions[i](event)) return true;
-        }
-        return false;
-      };
-  }
+  return combine(conditions, OR, NEVER);
+}
+
+/**
+ * Chains conditions pairwise, right to left (`a && (b && c)`), each pair a
+ * private copy of `pair`, so every call in the chain has one target and
+ * inlines; evaluation order and short-circuiting are those of a loop.
+ */
+function combine(
+  conditions: CompiledCondition[],
+  pair: (a: CompiledCondition, b: CompiledCondition) => CompiledCondition,
+  empty: CompiledCondition,
+): CompiledCondition {
+  if (conditions.length === 0) return empty;
+  let combined = conditions[conditions.length - 1];
+  for (let i = conditions.length - 2; i >= 0; i--) combined = fresh(pair)(conditions[i], combined);
+  return combined;
 }
 
 /** Builds the predicate once the field getter is known. */
@@ -546,12 +597,18 @@ function prepareOperator(
 
   switch (operator) {
     case "exists":
-      return (get) => (event) => get(event) !== undefined;
+      return (get) => fresh(EXISTS)(get);
     case "not_exists":
-      return (get) => (event) => get(event) === undefined;
+      return (get) => fresh(NOT_EXISTS)(get);
     case "equals":
     case "not_equals": {
-      const equal = equalsBuilder(spec.value);
+      const value = spec.value;
+      if (isPrimitive(value)) {
+        return operator === "equals"
+          ? (get) => fresh(IS)(get, value)
+          : (get) => fresh(IS_NOT)(get, value);
+      }
+      const equal = equalsBuilder(value);
       return operator === "equals" ? equal : negate(equal);
     }
     case "in":
@@ -577,10 +634,7 @@ function prepareOperator(
 }
 
 function negate(build: Builder): Builder {
-  return (get) => {
-    const test = build(get);
-    return (event) => !test(event);
-  };
+  return (get) => fresh(NOT)(build(get));
 }
 
 function isPrimitive(value: unknown): boolean {
@@ -649,7 +703,12 @@ function inBuilder(values: readonly unknown[]): Builder {
     }
   }
   if (composites.length === 0) {
-    return (get) => (event) => primitives.has(get(event));
+    if (primitives.size <= IN_LIST_MAX) {
+      // `===` agrees with the Set's SameValueZero here: NaN was left out.
+      const list = [...primitives];
+      return (get) => fresh(IN_LIST)(get, list);
+    }
+    return (get) => fresh(IN_SET)(get, primitives);
   }
   return (get) => (event) => {
     const found = get(event);
@@ -788,11 +847,9 @@ function comparisonBuilder(
       return undefined;
     }
     const valueMs = parseTimestampMs(value);
-    return (get) => (event) => {
-      const found = get(event);
-      if (typeof found === "number") return compare(found, value, how);
+    // A number value against a date-like field: compare as times.
+    const other = (found: unknown): boolean => {
       if (valueMs === undefined) return false;
-      // A number value against a date-like field: compare as times.
       const foundMs = typeof found === "string"
         ? parseIsoTimestampMs(found)
         : found instanceof Date
@@ -800,6 +857,7 @@ function comparisonBuilder(
         : undefined;
       return foundMs !== undefined && compare(foundMs, valueMs, how);
     };
+    return (get) => fresh(NUMBER_COMPARISONS[how])(get, value, other);
   }
   if (value instanceof Date) {
     const valueMs = parseTimestampMs(value);

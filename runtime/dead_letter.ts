@@ -156,7 +156,11 @@ export class FileDeadLetters implements DeadLetterSink {
     if (this.#pending.length === 0) return;
     const text = this.#pending.join("\n") + "\n";
     this.#pending = [];
-    this.#file ??= await Deno.open(this.path, { append: true, create: true });
+    if (!this.#file) {
+      const i = Math.max(this.path.lastIndexOf("/"), this.path.lastIndexOf("\\"));
+      if (i > 0) await Deno.mkdir(this.path.slice(0, i), { recursive: true });
+      this.#file = await Deno.open(this.path, { append: true, create: true });
+    }
     const bytes = this.#encoder.encode(text);
     let written = 0;
     while (written < bytes.length) written += await this.#file.write(bytes.subarray(written));

@@ -42,6 +42,25 @@ export function resolvePath(baseDir: string, path: string): string {
   return `${baseDir.replace(/[\\/]+$/, "")}/${path}`;
 }
 
+/**
+ * Creates the directory a file goes into, when it does not exist yet.
+ *
+ * @param path A file path.
+ * @returns A promise that resolves when the directory exists.
+ * @example Making room for an output file
+ * ```ts
+ * import { ensureParentDir } from "./file.ts";
+ * const dir = await Deno.makeTempDir();
+ * await ensureParentDir(`${dir}/a/b/out.ndjson`);
+ * console.assert((await Deno.stat(`${dir}/a/b`)).isDirectory);
+ * ```
+ */
+export async function ensureParentDir(path: string): Promise<void> {
+  const i = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
+  if (i <= 0) return;
+  await Deno.mkdir(path.slice(0, i), { recursive: true });
+}
+
 class FileSinkActor implements Actor {
   #path: string;
   #append: boolean;
@@ -56,6 +75,7 @@ class FileSinkActor implements Actor {
   async start(): Promise<void> {
     // Truncate only on the first start: a restart must not erase what was written.
     const truncate = !this.#append && !this.#state.has("opened");
+    await ensureParentDir(this.#path);
     this.#file = await Deno.open(this.#path, {
       create: true,
       write: true,
