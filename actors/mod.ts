@@ -30,50 +30,13 @@ import { WebSocketNode } from "./sources/websocket.ts";
 import { WebSocketClientSinkNode } from "./sinks/websocket_client.ts";
 import { WebSocketServerSinkNode } from "./sinks/websocket_server.ts";
 
-export {
-  type GeneratedEvent,
-  generateEvent,
-  generator,
-  GeneratorNode,
-} from "./sources/generator.ts";
-export {
-  type BatchFunction,
-  type FunctionConfig,
-  FunctionNode,
-  map,
-  mapBatch,
-  type MessageFunction,
-} from "./processors/function.ts";
-export { eventFilter, type EventFilterConfig, EventFilterNode } from "./processors/filter.ts";
-export {
-  compileTemplate,
-  compileTransformations,
-  compileWritePath,
-  deadLetterContext,
-  EventDraft,
-  eventTransform,
-  type EventTransformConfig,
-  EventTransformNode,
-  type Template,
-  TRANSFORM_OPERATIONS,
-  type Transformation,
-  type TransformBatchResult,
-  TransformError,
-  type TransformOperation,
-  type TransformOptions,
-  type TransformPipeline,
-} from "./processors/transform.ts";
-export {
-  type EnrichmentRule,
-  eventRouter,
-  type RouterConfig,
-  RouterNode,
-  routerPorts,
-  type RoutingRule,
-  UNMATCHED_PORT,
-} from "./processors/router.ts";
-export { consoleSink, ConsoleSinkNode, messageLine } from "./sinks/console.ts";
-export { fileSink, FileSinkNode, resolvePath } from "./sinks/file.ts";
+export * from "./sources/generator.ts";
+export * from "./processors/function.ts";
+export * from "./processors/filter.ts";
+export * from "./processors/transform.ts";
+export * from "./processors/router.ts";
+export * from "./sinks/console.ts";
+export * from "./sinks/file.ts";
 export {
   type EventFormat,
   type EventStreamConfig,
@@ -81,105 +44,30 @@ export {
   eventStream,
   KafkaDecodeError,
   type KafkaEvent,
-  kafkaEvent,
   type KafkaMetadata,
-  OffsetTracker,
 } from "./sources/kafka.ts";
 export {
   type KafkaAcks,
-  KafkaRecordEncoder,
   KafkaSerializationError,
   kafkaSink,
   type KafkaSinkConfig,
   KafkaSinkNode,
 } from "./sinks/kafka.ts";
 export {
-  createKafkaClient,
   type KafkaConnectionConfig,
   type KafkaSaslConfig,
   type KafkaSslConfig,
   parseBrokers,
 } from "./kafka_client.ts";
-
-export {
-  type Batch,
-  batch,
-  type BatchConfig,
-  BatchNode,
-  type BatchSizeInput,
-  type BatchTrigger,
-  nextBatchSize,
-} from "./processors/batch.ts";
-export {
-  HEALTH_ALERT_TYPES,
-  type HealthAlert,
-  type HealthAlertType,
-  type HealthMetrics,
-  healthMonitor,
-  type HealthMonitorConfig,
-  HealthMonitorNode,
-  type HealthReport,
-  type HealthThresholds,
-  type NodeHealth,
-} from "./processors/health.ts";
-export {
-  applyCode,
-  code,
-  type CodeConfig,
-  type CodeContext,
-  type CodeFailure,
-  type CodeFunction,
-  type CodeMode,
-  CodeModuleError,
-  CodeNode,
-  type CodeOptions,
-  type CodeResult,
-  CodeWorkerError,
-  resolveModuleUrl,
-} from "./processors/code.ts";
-
-export {
-  type WindowConfig,
-  type WindowOutput,
-  window,
-  WindowNode,
-} from "./processors/window.ts";
-export {
-  type WindowEngineOptions,
-  WindowEngine,
-  type WindowRecord,
-  type WindowType,
-} from "./processors/window_engine.ts";
-export {
-  Accumulator,
-  AGGREGATION_NAMES,
-  type AggregationName,
-  QuantileSketch,
-} from "./processors/aggregates.ts";
-export {
-  safeUrl,
-  webSocket,
-  type WebSocketBatch,
-  type WebSocketConfig,
-  WebSocketConnection,
-  WebSocketConnectionError,
-  WebSocketFrameError,
-  WebSocketHandshakeError,
-  WebSocketNode,
-  WebSocketProtocolError,
-  WebSocketTimeoutError,
-} from "./sources/websocket.ts";
-export {
-  webSocketClientSink,
-  type WebSocketClientSinkConfig,
-  WebSocketClientSinkNode,
-} from "./sinks/websocket_client.ts";
-export {
-  type SlowClientPolicy,
-  webSocketServerSink,
-  type WebSocketServerSinkConfig,
-  WebSocketServerSinkNode,
-} from "./sinks/websocket_server.ts";
+export * from "./processors/batch.ts";
+export * from "./processors/health.ts";
+export * from "./processors/code.ts";
+export * from "./processors/window.ts";
+export * from "./processors/window_engine.ts";
+export * from "./processors/aggregates.ts";
+export * from "./sources/websocket.ts";
+export * from "./sinks/websocket_client.ts";
+export * from "./sinks/websocket_server.ts";
 
 /** Every built-in node type. */
 export const builtins: readonly NodeSpec[] = [

@@ -10,6 +10,7 @@ type Bench = () => Promise<BenchResult>;
 const benches: Record<string, () => Promise<Bench>> = {
   core: async () => (await import("./core_bench.ts")).benchCore,
   websocket: async () => (await import("./websocket_bench.ts")).benchWebSocket,
+  kafka: async () => (await import("./kafka_bench.ts")).benchKafka,
   clickstream: async () => (await import("./clickstream_bench.ts")).benchClickstream,
 };
 

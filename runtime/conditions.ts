@@ -47,7 +47,7 @@
 import { RealClock } from "./clock.ts";
 import type { ConfigIssue } from "./errors.ts";
 import { errorMessage } from "./errors.ts";
-import { compilePath, type PathGetter } from "./path.ts";
+import { compilePath, type PathGetter, specialize } from "./path.ts";
 import { suggest } from "./suggest.ts";
 import { parseIsoTimestampMs, parseRelativeOffsetMs, parseTimestampMs } from "./time.ts";
 
@@ -155,29 +155,7 @@ const LOOKS_DATE = /^\d{4}-\d{2}-\d{2}/;
 const NEVER: CompiledCondition = () => false;
 const ALWAYS: CompiledCondition = () => true;
 
-/** Whether `new Function` works here (it does not under some embedders' policies). */
-let codegen = true;
-
-/**
- * A private copy of a closure factory: the same code, compiled anew, so the
- * predicates it makes get their own inline caches and optimized code. A
- * predicate made by a shared factory calls a different getter or operand for
- * every condition in the process, so its calls are megamorphic and nothing
- * inlines; a private copy calls the same ones every time. `factory` must not
- * use variables of its surroundings (only its parameters and globals).
- * Where code generation is disabled, `factory` itself is returned.
- */
-function fresh<F>(factory: F): F {
-  if (!codegen) return factory;
-  try {
-    return new Function(`"use strict";\nreturn (${String(factory)});`)() as F;
-  } catch {
-    codegen = false;
-    return factory;
-  }
-}
-
-// The factories that `fresh` copies: self-contained on purpose.
+// The factories that `specialize` copies: self-contained on purpose.
 const AND = (a: CompiledCondition, b: CompiledCondition): CompiledCondition => (event) =>
   a(event) && b(event);
 const OR = (a: CompiledCondition, b: CompiledCondition): CompiledCondition => (event) =>
@@ -185,8 +163,7 @@ const OR = (a: CompiledCondition, b: CompiledCondition): CompiledCondition => (e
 const NOT = (a: CompiledCondition): CompiledCondition => (event) => !a(event);
 const EXISTS = (get: PathGetter): CompiledCondition => (event) => get(event) !== undefined;
 const NOT_EXISTS = (get: PathGetter): CompiledCondition => (event) => get(event) === undefined;
-const IS = (get: PathGetter, value: unknown): CompiledCondition => (event) =>
-  get(event) === value;
+const IS = (get: PathGetter, value: unknown): CompiledCondition => (event) => get(event) === value;
 const IS_NOT = (get: PathGetter, value: unknown): CompiledCondition => (event) =>
   get(event) !== value;
 /** `in` over a few primitives: a scan with `===` beats hashing the field's value. */
@@ -198,26 +175,30 @@ const IN_LIST = (get: PathGetter, values: readonly unknown[]): CompiledCondition
 const IN_SET = (get: PathGetter, values: ReadonlySet<unknown>): CompiledCondition => (event) =>
   values.has(get(event));
 /** Number comparisons: numbers compare inline, anything else goes to `other`. */
-const NUMBER_GT = (get: PathGetter, value: number, other: (found: unknown) => boolean) =>
-(event: unknown): boolean => {
-  const found = get(event);
-  return typeof found === "number" ? found > value : other(found);
-};
-const NUMBER_GE = (get: PathGetter, value: number, other: (found: unknown) => boolean) =>
-(event: unknown): boolean => {
-  const found = get(event);
-  return typeof found === "number" ? found >= value : other(found);
-};
-const NUMBER_LT = (get: PathGetter, value: number, other: (found: unknown) => boolean) =>
-(event: unknown): boolean => {
-  const found = get(event);
-  return typeof found === "number" ? found < value : other(found);
-};
-const NUMBER_LE = (get: PathGetter, value: number, other: (found: unknown) => boolean) =>
-(event: unknown): boolean => {
-  const found = get(event);
-  return typeof found === "number" ? found <= value : other(found);
-};
+const NUMBER_GT =
+  (get: PathGetter, value: number, other: (found: unknown) => boolean) =>
+  (event: unknown): boolean => {
+    const found = get(event);
+    return typeof found === "number" ? found > value : other(found);
+  };
+const NUMBER_GE =
+  (get: PathGetter, value: number, other: (found: unknown) => boolean) =>
+  (event: unknown): boolean => {
+    const found = get(event);
+    return typeof found === "number" ? found >= value : other(found);
+  };
+const NUMBER_LT =
+  (get: PathGetter, value: number, other: (found: unknown) => boolean) =>
+  (event: unknown): boolean => {
+    const found = get(event);
+    return typeof found === "number" ? found < value : other(found);
+  };
+const NUMBER_LE =
+  (get: PathGetter, value: number, other: (found: unknown) => boolean) =>
+  (event: unknown): boolean => {
+    const found = get(event);
+    return typeof found === "number" ? found <= value : other(found);
+  };
 const NUMBER_COMPARISONS = { gt: NUMBER_GT, ge: NUMBER_GE, lt: NUMBER_LT, le: NUMBER_LE };
 /** Up to this many primitives, `in` scans a list instead of hashing into a Set. */
 const IN_LIST_MAX = 8;
@@ -435,7 +416,7 @@ function compileAny(
   const innerPath = joinPath(path, groupKey);
   if (groupKey === "not") {
     const negated = compileAny(inner, innerPath, context, depth + 1);
-    return fresh(NOT)(negated);
+    return specialize(NOT)(negated);
   }
   if (!Array.isArray(inner)) {
     context.issues.push({
@@ -470,7 +451,9 @@ function combine(
 ): CompiledCondition {
   if (conditions.length === 0) return empty;
   let combined = conditions[conditions.length - 1];
-  for (let i = conditions.length - 2; i >= 0; i--) combined = fresh(pair)(conditions[i], combined);
+  for (let i = conditions.length - 2; i >= 0; i--) {
+    combined = specialize(pair)(conditions[i], combined);
+  }
   return combined;
 }
 
@@ -597,16 +580,16 @@ function prepareOperator(
 
   switch (operator) {
     case "exists":
-      return (get) => fresh(EXISTS)(get);
+      return (get) => specialize(EXISTS)(get);
     case "not_exists":
-      return (get) => fresh(NOT_EXISTS)(get);
+      return (get) => specialize(NOT_EXISTS)(get);
     case "equals":
     case "not_equals": {
       const value = spec.value;
       if (isPrimitive(value)) {
         return operator === "equals"
-          ? (get) => fresh(IS)(get, value)
-          : (get) => fresh(IS_NOT)(get, value);
+          ? (get) => specialize(IS)(get, value)
+          : (get) => specialize(IS_NOT)(get, value);
       }
       const equal = equalsBuilder(value);
       return operator === "equals" ? equal : negate(equal);
@@ -634,7 +617,7 @@ function prepareOperator(
 }
 
 function negate(build: Builder): Builder {
-  return (get) => fresh(NOT)(build(get));
+  return (get) => specialize(NOT)(build(get));
 }
 
 function isPrimitive(value: unknown): boolean {
@@ -706,9 +689,9 @@ function inBuilder(values: readonly unknown[]): Builder {
     if (primitives.size <= IN_LIST_MAX) {
       // `===` agrees with the Set's SameValueZero here: NaN was left out.
       const list = [...primitives];
-      return (get) => fresh(IN_LIST)(get, list);
+      return (get) => specialize(IN_LIST)(get, list);
     }
-    return (get) => fresh(IN_SET)(get, primitives);
+    return (get) => specialize(IN_SET)(get, primitives);
   }
   return (get) => (event) => {
     const found = get(event);
@@ -857,7 +840,7 @@ function comparisonBuilder(
         : undefined;
       return foundMs !== undefined && compare(foundMs, valueMs, how);
     };
-    return (get) => fresh(NUMBER_COMPARISONS[how])(get, value, other);
+    return (get) => specialize(NUMBER_COMPARISONS[how])(get, value, other);
   }
   if (value instanceof Date) {
     const valueMs = parseTimestampMs(value);

@@ -1035,7 +1035,10 @@ class Cell {
   }
 
   #acceptCheckpoint(checkpoint: Checkpoint): void {
-    if (this.#state === "done" || this.#wf.hardStopped) {
+    // After the drain deadline, messages ahead of it may have been abandoned:
+    // the checkpoint must never complete (no commit past lost messages).
+    if (this.#wf.hardStopped) return;
+    if (this.#state === "done") {
       if (--checkpoint.remaining === 0) checkpoint.onComplete();
       return;
     }

@@ -42,7 +42,7 @@ import {
 } from "../../runtime/conditions.ts";
 import { ConfigError, type ConfigIssue, errorMessage } from "../../runtime/errors.ts";
 import type { NodeDef } from "../../runtime/flow.ts";
-import { compilePath, type PathGetter } from "../../runtime/path.ts";
+import { compilePath, type PathGetter, specialize } from "../../runtime/path.ts";
 import type { NodeSpec } from "../../runtime/registry.ts";
 import { join, s, type Schema } from "../../runtime/schema.ts";
 import {
@@ -51,7 +51,9 @@ import {
   compileWritePath,
   deadLetterContext,
   EventDraft,
+  shallowCopier,
   type Template,
+  topLevelWriter,
   type Transformation,
   TransformError,
   type TransformPipeline,
@@ -262,6 +264,72 @@ interface BatchTime {
   ms: number;
 }
 
+/** Enrichment without a draft: the input, written to a copy made at the first write. */
+type FastEnrich = (root: Rec, input: Rec, nowMs: number) => Rec;
+/** Routing: adds the ports of matching rules to `matched[count…]`, returns the new count. */
+type FastRoute = (event: Rec, seq: number, count: number) => number;
+
+// Factories for specialize(): self-contained on purpose (see runtime/path.ts).
+const ENRICH_KEY = (
+  template: Template,
+  write: (obj: Rec, value: unknown) => void,
+  clone: (obj: Rec) => Rec,
+): FastEnrich =>
+(root, input, nowMs) => {
+  const value = template.render(root, nowMs);
+  if (value === undefined) return root;
+  if (root === input) root = clone(input);
+  write(root, value);
+  return root;
+};
+const ENRICH_RULE =
+  (condition: CompiledCondition, writes: FastEnrich): FastEnrich => (root, input, nowMs) =>
+    condition(input) ? writes(root, input, nowMs) : root;
+const ENRICH_THEN = (a: FastEnrich, b: FastEnrich): FastEnrich => (root, input, nowMs) =>
+  b(a(root, input, nowMs), input, nowMs);
+const ROUTE = (
+  condition: CompiledCondition | undefined,
+  port: number,
+  stamps: Float64Array,
+  matched: Int32Array,
+): FastRoute =>
+(event, seq, count) => {
+  if (condition !== undefined && !condition(event)) return count;
+  if (stamps[port] !== seq) {
+    stamps[port] = seq;
+    matched[count++] = port;
+  }
+  return count;
+};
+const ROUTE_THEN = (a: FastRoute, b: FastRoute): FastRoute => (event, seq, count) =>
+  b(event, seq, a(event, seq, count));
+
+/**
+ * Compiles the enrichment rules into one chain of private closures, when
+ * every key is a top-level field and no template can fail (a top-level write
+ * to the event's own copy cannot fail either): the common case, which then
+ * needs no draft. `undefined` otherwise, or without code generation.
+ */
+function compileFastEnrich(enrichments: readonly Enrichment[]): FastEnrich | undefined {
+  const clone = shallowCopier();
+  let all: FastEnrich | undefined;
+  for (const rule of enrichments) {
+    let writes: FastEnrich | undefined;
+    for (let k = 0; k < rule.paths.length; k++) {
+      const write = topLevelWriter(rule.paths[k]);
+      if (write === undefined || rule.values[k].canFail) return undefined;
+      const step = specialize(ENRICH_KEY)(rule.values[k], write, clone);
+      writes = writes === undefined ? step : specialize(ENRICH_THEN)(writes, step);
+    }
+    if (writes === undefined) continue;
+    const compiled = rule.condition === undefined
+      ? writes
+      : specialize(ENRICH_RULE)(rule.condition, writes);
+    all = all === undefined ? compiled : specialize(ENRICH_THEN)(all, compiled);
+  }
+  return all ?? ((root) => root);
+}
+
 /** One event between routing and emission, when some handler is asynchronous. */
 interface Pending {
   input: unknown;
@@ -281,6 +349,8 @@ class RouterActor implements Actor<unknown, Rec> {
   #matchedCount = 0;
   readonly #stamps: Float64Array;
   #seq = 0;
+  readonly #fastEnrich: FastEnrich | undefined;
+  readonly #fastRoute: FastRoute;
 
   constructor(router: CompiledRouter, time: BatchTime, clock: Clock) {
     this.#router = router;
@@ -288,6 +358,13 @@ class RouterActor implements Actor<unknown, Rec> {
     this.#clock = clock;
     this.#matched = new Int32Array(router.ports.length);
     this.#stamps = new Float64Array(router.ports.length);
+    this.#fastEnrich = compileFastEnrich(router.enrichments);
+    let route: FastRoute = (_event, _seq, count) => count;
+    router.routes.forEach((r, i) => {
+      const step = specialize(ROUTE)(r.condition, r.port, this.#stamps, this.#matched);
+      route = i === 0 ? step : specialize(ROUTE_THEN)(route, step);
+    });
+    this.#fastRoute = route;
   }
 
   handle(batch: unknown[], ctx: ActorContext<Rec>): void | Promise<void> {
@@ -295,6 +372,47 @@ class RouterActor implements Actor<unknown, Rec> {
     const nowMs = this.#clock.now();
     this.#time.ms = nowMs;
     if (this.#router.anyAsync) return this.#handleAsync(batch, ctx, nowMs);
+    const enrich = this.#fastEnrich;
+    if (enrich === undefined) return this.#handleWithDraft(batch, ctx, nowMs);
+    const draft = this.#draft;
+    const ports = this.#router.ports;
+    const matched = this.#matched;
+    const route = this.#fastRoute;
+    const hasHandlers = this.#router.handlers.size > 0;
+    for (let i = 0; i < batch.length; i++) {
+      const input = batch[i];
+      if (!isRecord(input)) {
+        ctx.deadLetter(input, new TypeError(`expected an event object, found ${typeof input}`));
+        continue;
+      }
+      // The input itself until an enrichment writes: then a copy, and
+      // nothing is copied for events that no rule enriches.
+      let event = input;
+      let count: number;
+      try {
+        event = enrich(input, input, nowMs);
+        count = route(event, ++this.#seq, 0);
+        const pipeline = hasHandlers ? this.#handler(event) : undefined;
+        if (pipeline !== undefined) {
+          // `event` is already a private copy when enrichment wrote.
+          draft.reset(event, input);
+          try {
+            pipeline.applyTo(draft, nowMs);
+          } finally {
+            event = draft.root;
+          }
+        }
+      } catch (error) {
+        ctx.deadLetter(input, error, this.#context(event, error));
+        continue;
+      }
+      if (count === 0) ctx.emit(event, UNMATCHED_PORT);
+      else for (let k = 0; k < count; k++) ctx.emit(event, ports[matched[k]]);
+    }
+  }
+
+  /** The general path: enrichment writes nested fields or uses templates that can fail. */
+  #handleWithDraft(batch: unknown[], ctx: ActorContext<Rec>, nowMs: number): void {
     const draft = this.#draft;
     const ports = this.#router.ports;
     const matched = this.#matched;
@@ -397,21 +515,7 @@ class RouterActor implements Actor<unknown, Rec> {
 
   /** Fills #matched with the distinct ports of the rules that match. */
   #route(event: Rec): void {
-    const routes = this.#router.routes;
-    const matched = this.#matched;
-    const stamps = this.#stamps;
-    const seq = ++this.#seq;
-    let count = 0;
-    for (let r = 0; r < routes.length; r++) {
-      const route = routes[r];
-      if (route.condition !== undefined && !route.condition(event)) continue;
-      const port = route.port;
-      if (stamps[port] !== seq) {
-        stamps[port] = seq;
-        matched[count++] = port;
-      }
-    }
-    this.#matchedCount = count;
+    this.#matchedCount = this.#fastRoute(event, ++this.#seq, 0);
   }
 
   #handler(event: Rec): TransformPipeline | undefined {

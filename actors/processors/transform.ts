@@ -55,7 +55,7 @@ import type { Actor, ActorContext } from "../../runtime/actor.ts";
 import type { Clock } from "../../runtime/clock.ts";
 import { ConfigError, type ConfigIssue, errorMessage } from "../../runtime/errors.ts";
 import type { NodeDef } from "../../runtime/flow.ts";
-import { compilePath, type PathGetter } from "../../runtime/path.ts";
+import { compilePath, type PathGetter, specialize } from "../../runtime/path.ts";
 import type { NodeSpec } from "../../runtime/registry.ts";
 import { join, s, type Schema } from "../../runtime/schema.ts";
 import { suggest } from "../../runtime/suggest.ts";
@@ -215,9 +215,46 @@ function generate<F>(params: string[], body: string): F | undefined {
   }
 }
 
-/** A function copying an object's own enumerable properties, with its own inline cache. */
-function makeCloner(): (obj: Rec) => Rec {
+/**
+ * A new function making shallow copies (`{ ...obj }`), with inline caches of
+ * its own: a node that copies events of one shape keeps the copy a fast,
+ * monomorphic clone, however many other shapes other nodes copy.
+ *
+ * @returns The copy function.
+ * @example
+ * ```ts
+ * import { shallowCopier } from "./transform.ts";
+ * const copy = shallowCopier();
+ * const event = { a: 1 };
+ * console.assert(copy(event) !== event && copy(event).a === 1);
+ * ```
+ */
+export function shallowCopier(): (obj: Record<string, unknown>) => Record<string, unknown> {
   return generate<(obj: Rec) => Rec>(["o"], "return { ...o };") ?? ((obj) => ({ ...obj }));
+}
+
+/**
+ * The compiled store of a one-key path from {@linkcode compileWritePath}:
+ * `(obj, value) => { obj[key] = value }` with the key a constant in its own
+ * code (one inline cache per path).
+ *
+ * @param segments A path from {@linkcode compileWritePath}.
+ * @returns The store, or `undefined` for nested paths and where code
+ * generation is disabled.
+ * @example
+ * ```ts
+ * import { compileWritePath, topLevelWriter } from "./transform.ts";
+ * const write = topLevelWriter(compileWritePath("user_type"))!;
+ * const event: Record<string, unknown> = {};
+ * write(event, "registered");
+ * console.assert(event.user_type === "registered");
+ * console.assert(topLevelWriter(compileWritePath("a.b")) === undefined);
+ * ```
+ */
+export function topLevelWriter(
+  segments: readonly string[],
+): ((obj: Record<string, unknown>, value: unknown) => void) | undefined {
+  return segments.length === 1 ? (segments as WritePath)[WRITER] : undefined;
 }
 const EMPTY: Rec = Object.freeze({}) as Rec;
 
@@ -250,7 +287,7 @@ export class EventDraft {
   #owned = new Set<object>();
   // Each draft copies the events of one node, usually all of one shape: its
   // own copy function keeps that copy a fast, monomorphic clone.
-  readonly #clone = makeCloner();
+  readonly #clone = shallowCopier();
 
   /**
    * Starts a new event.
@@ -388,6 +425,12 @@ export interface Template {
   /** Whether the value is the same for every event (no placeholders). */
   readonly constant: boolean;
   /**
+   * Whether {@linkcode Template.render} can throw: only text that mixes
+   * placeholders with literals can, when a field's JSON fails (a bigint, a
+   * cycle).
+   */
+  readonly canFail: boolean;
+  /**
    * The value for one event.
    *
    * @param event The event that `${field}` placeholders read.
@@ -421,6 +464,10 @@ class CompiledTemplate implements Template {
 
   get constant(): boolean {
     return this.#kind === T_CONSTANT;
+  }
+
+  get canFail(): boolean {
+    return this.#kind === T_MIXED;
   }
 
   render(event: unknown, nowMs: number): unknown {
@@ -803,35 +850,12 @@ function applyStep(step: Step, draft: EventDraft, nowMs: number): void {
     if (step.required) throw step.fail("the field is null");
     return;
   }
+  const compute = VALUE_OPS[code];
+  if (compute !== undefined) {
+    draft.set(step.target, compute(step, value));
+    return;
+  }
   switch (code) {
-    case OP_LOWERCASE:
-    case OP_UPPERCASE:
-      if (typeof value !== "string") {
-        throw step.fail(`expected a string, found ${describeValue(value)}`);
-      }
-      draft.set(step.target, code === OP_LOWERCASE ? value.toLowerCase() : value.toUpperCase());
-      return;
-    case OP_TO_NUMBER:
-      draft.set(step.target, toNumber(step, value));
-      return;
-    case OP_TO_STRING:
-      draft.set(step.target, toText(step, value));
-      return;
-    case OP_BUCKET:
-      draft.set(step.target, fnv1a32(hashText(step, value)) % step.buckets);
-      return;
-    case OP_PARSE_ISO: {
-      const ms = parseTimestampMs(value);
-      if (ms === undefined) {
-        throw step.fail(
-          `cannot parse ${
-            describeValue(value)
-          } as a timestamp (expected ISO 8601 such as "2024-01-01T12:00:00Z", or epoch seconds or milliseconds)`,
-        );
-      }
-      draft.set(step.target, step.unit === "s" ? ms / 1000 : fromMs(ms, step.unit));
-      return;
-    }
     case OP_FLATTEN: {
       if (!isRecord(value) || value instanceof Date) {
         throw step.fail(`expected an object to flatten, found ${describeValue(value)}`);
@@ -844,6 +868,51 @@ function applyStep(step: Step, draft: EventDraft, nowMs: number): void {
   }
   throw step.fail("internal error: unknown step");
 }
+
+/** What a value operation writes, from the field's value (neither `undefined` nor `null`). */
+type ValueOp = (step: Step, value: unknown) => unknown;
+
+function toLowerCase(step: Step, value: unknown): string {
+  if (typeof value !== "string") {
+    throw step.fail(`expected a string, found ${describeValue(value)}`);
+  }
+  return value.toLowerCase();
+}
+
+function toUpperCase(step: Step, value: unknown): string {
+  if (typeof value !== "string") {
+    throw step.fail(`expected a string, found ${describeValue(value)}`);
+  }
+  return value.toUpperCase();
+}
+
+function parseIso(step: Step, value: unknown): number | string {
+  const ms = parseTimestampMs(value);
+  if (ms === undefined) {
+    throw step.fail(
+      `cannot parse ${
+        describeValue(value)
+      } as a timestamp (expected ISO 8601 such as "2024-01-01T12:00:00Z", or epoch seconds or milliseconds)`,
+    );
+  }
+  return step.unit === "s" ? ms / 1000 : fromMs(ms, step.unit);
+}
+
+function bucket(step: Step, value: unknown): number {
+  return fnv1a32(typeof value === "string" ? value : hashText(step, value)) % step.buckets;
+}
+
+/** The value operations by code (the others are handled by applyStep itself). */
+const VALUE_OPS: readonly (ValueOp | undefined)[] = (() => {
+  const ops: (ValueOp | undefined)[] = [];
+  ops[OP_LOWERCASE] = toLowerCase;
+  ops[OP_UPPERCASE] = toUpperCase;
+  ops[OP_TO_NUMBER] = toNumber;
+  ops[OP_TO_STRING] = toText;
+  ops[OP_PARSE_ISO] = parseIso;
+  ops[OP_BUCKET] = bucket;
+  return ops;
+})();
 
 function toNumber(step: Step, value: unknown): number {
   if (typeof value === "number") {
@@ -1007,6 +1076,152 @@ export interface TransformPipeline {
    * @throws {TypeError} When the event is not an object.
    */
   transform(event: unknown): Promise<Record<string, unknown>>;
+  /**
+   * Transforms one event synchronously (synchronous pipelines only). The
+   * event is never modified.
+   *
+   * @param event The event.
+   * @param nowMs The clock's time for `${now}`.
+   * @returns The event itself when nothing was written, else a copy.
+   * @throws {TransformError} When a transformation fails on this event.
+   * @throws {TypeError} When the pipeline contains a `hash`.
+   */
+  transformSync(event: Record<string, unknown>, nowMs: number): Record<string, unknown>;
+}
+
+/** A compiled pipeline of top-level writes: the input, written to a copy made at the first write. */
+type FastPipeline = (root: Rec, input: Rec, nowMs: number) => Rec;
+type Wrap = (step: Step, error: unknown) => TransformError;
+
+// Factories for specialize(): self-contained on purpose. Each step makes its copy
+// of the input at its first write (`root === input` until then) and turns
+// every failure into the step's TransformError.
+const THEN = (a: FastPipeline, b: FastPipeline): FastPipeline => (root, input, nowMs) =>
+  b(a(root, input, nowMs), input, nowMs);
+const COPY_STEP = (
+  step: Step,
+  get: PathGetter,
+  write: Writer,
+  clone: (obj: Rec) => Rec,
+  wrap: Wrap,
+): FastPipeline =>
+(root, input) => {
+  try {
+    const value = get(root);
+    if (value === undefined) {
+      if (step.required) throw step.fail("the field is missing");
+      return root;
+    }
+    if (root === input) root = clone(input);
+    write(root, value);
+    return root;
+  } catch (error) {
+    throw wrap(step, error);
+  }
+};
+const SET_STEP = (
+  step: Step,
+  template: Template,
+  write: Writer,
+  clone: (obj: Rec) => Rec,
+  wrap: Wrap,
+): FastPipeline =>
+(root, input, nowMs) => {
+  try {
+    const value = template.render(root, nowMs);
+    if (value === undefined) return root;
+    if (root === input) root = clone(input);
+    write(root, value);
+    return root;
+  } catch (error) {
+    throw wrap(step, error);
+  }
+};
+const DEFAULT_STEP = (
+  step: Step,
+  get: PathGetter,
+  template: Template,
+  write: Writer,
+  clone: (obj: Rec) => Rec,
+  wrap: Wrap,
+): FastPipeline =>
+(root, input, nowMs) => {
+  try {
+    let value = get(root);
+    if (value === undefined || value === null) {
+      value = template.render(root, nowMs);
+      if (value === undefined) return root;
+    } else if (step.inPlace) {
+      return root;
+    }
+    if (root === input) root = clone(input);
+    write(root, value);
+    return root;
+  } catch (error) {
+    throw wrap(step, error);
+  }
+};
+const VALUE_STEP = (
+  step: Step,
+  get: PathGetter,
+  compute: ValueOp,
+  write: Writer,
+  clone: (obj: Rec) => Rec,
+  wrap: Wrap,
+): FastPipeline =>
+(root, input) => {
+  try {
+    const value = get(root);
+    if (value === undefined || value === null) {
+      if (step.required) {
+        throw step.fail(value === undefined ? "the field is missing" : "the field is null");
+      }
+      return root;
+    }
+    const result = compute(step, value);
+    if (root === input) root = clone(input);
+    write(root, result);
+    return root;
+  } catch (error) {
+    throw wrap(step, error);
+  }
+};
+
+/**
+ * Compiles a synchronous pipeline whose steps all write one top-level field
+ * (copy, set, default and the value operations) into one chain of private
+ * closures (see `specialize`). Such a pipeline never copies nested objects,
+ * so it needs no draft. `undefined` when a step does something else (rename,
+ * remove, flatten, nested targets) or code generation is disabled.
+ */
+function compileFast(steps: readonly Step[]): FastPipeline | undefined {
+  const clone = shallowCopier();
+  let pipeline: FastPipeline | undefined;
+  for (const step of steps) {
+    const write = (step.target as WritePath)[WRITER];
+    if (write === undefined || step.target.length !== 1) return undefined;
+    let compiled: FastPipeline | undefined;
+    const compute = VALUE_OPS[step.code];
+    if (compute !== undefined) {
+      compiled = specialize(VALUE_STEP)(step, step.get, compute, write, clone, asTransformError);
+    } else if (step.code === OP_COPY) {
+      compiled = specialize(COPY_STEP)(step, step.get, write, clone, asTransformError);
+    } else if (step.code === OP_SET) {
+      compiled = specialize(SET_STEP)(step, step.template!, write, clone, asTransformError);
+    } else if (step.code === OP_DEFAULT) {
+      compiled = specialize(DEFAULT_STEP)(
+        step,
+        step.get,
+        step.template!,
+        write,
+        clone,
+        asTransformError,
+      );
+    }
+    if (compiled === undefined) return undefined;
+    pipeline = pipeline === undefined ? compiled : specialize(THEN)(pipeline, compiled);
+  }
+  return pipeline ?? ((root) => root);
 }
 
 class Pipeline implements TransformPipeline {
@@ -1016,6 +1231,7 @@ class Pipeline implements TransformPipeline {
   readonly #steps: readonly Step[];
   readonly #now: () => number;
   readonly #draft = new EventDraft();
+  readonly #fast: FastPipeline | undefined;
 
   constructor(steps: readonly Step[], now: () => number) {
     this.#steps = steps;
@@ -1034,6 +1250,15 @@ class Pipeline implements TransformPipeline {
     stages.push({ sync, hash: undefined });
     this.#stages = stages;
     this.async = stages.length > 1;
+    this.#fast = this.async ? undefined : compileFast(steps);
+  }
+
+  transformSync(event: Record<string, unknown>, nowMs: number): Record<string, unknown> {
+    if (this.#fast !== undefined) return this.#fast(event, event, nowMs);
+    const draft = this.#draft;
+    draft.reset(event);
+    this.applyTo(draft, nowMs);
+    return draft.root;
   }
 
   applyTo(draft: EventDraft, nowMs: number): void {
@@ -1526,7 +1751,6 @@ const eventTransformConfig: Schema<EventTransformConfig> = s.object({
 class EventTransformActor implements Actor<unknown, Record<string, unknown>> {
   readonly #pipeline: TransformPipeline;
   readonly #clock: Clock;
-  readonly #draft = new EventDraft();
 
   constructor(pipeline: TransformPipeline, clock: Clock) {
     this.#pipeline = pipeline;
@@ -1536,7 +1760,7 @@ class EventTransformActor implements Actor<unknown, Record<string, unknown>> {
   handle(batch: unknown[], ctx: ActorContext<Record<string, unknown>>): void | Promise<void> {
     const pipeline = this.#pipeline;
     if (pipeline.async) return this.#handleAsync(batch, ctx);
-    const draft = this.#draft;
+    // One clock reading per batch, for `${now}`.
     const nowMs = this.#clock.now();
     for (let i = 0; i < batch.length; i++) {
       const event = batch[i];
@@ -1547,14 +1771,14 @@ class EventTransformActor implements Actor<unknown, Record<string, unknown>> {
         );
         continue;
       }
-      draft.reset(event);
+      let out;
       try {
-        pipeline.applyTo(draft, nowMs);
+        out = pipeline.transformSync(event, nowMs);
       } catch (error) {
         ctx.deadLetter(event, error, deadLetterContext(error));
         continue;
       }
-      ctx.emit(draft.root);
+      ctx.emit(out);
     }
   }
 

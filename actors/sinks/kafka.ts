@@ -150,6 +150,8 @@ const kafkaSinkConfig: Schema<KafkaSinkConfig> = s.object({
 /** A message that cannot be written (no topic, not serializable). */
 export class KafkaSerializationError extends Error {
   /**
+   * Creates the error.
+   *
    * @param message What was wrong.
    * @param options Standard error options (`cause`).
    */
@@ -218,6 +220,8 @@ export class KafkaRecordEncoder {
   #strip: boolean;
 
   /**
+   * Creates a KafkaRecordEncoder.
+   *
    * @param config The sink's topic, field and header settings.
    */
   constructor(

@@ -231,6 +231,8 @@ export interface KafkaRecord {
 /** Why a record could not be turned into an event. */
 export class KafkaDecodeError extends Error {
   /**
+   * Creates the error.
+   *
    * @param message What was wrong.
    * @param options Standard error options (`cause`).
    */

@@ -114,6 +114,23 @@ Deno.test("getPath() never resolves through prototypes", async (t) => {
       }
     }
     assert.equal(getPath(new Event(), "computed"), undefined);
+    assert.equal(compilePath("computed")(new Event()), undefined);
+  });
+  await t.step("compiled getters ignore keys added to Object.prototype", () => {
+    const get = compilePath("polluted");
+    const nested = compilePath("data.polluted");
+    const plain = { data: {} };
+    // Warm the getters up on plain objects first, as events do.
+    for (let i = 0; i < 1000; i++) get({ x: i });
+    const proto = Object.prototype as Record<string, unknown>;
+    proto.polluted = "yes";
+    try {
+      assert.equal(get({ x: 1 }), undefined);
+      assert.equal(nested(plain), undefined);
+      assert.equal(get({ polluted: "own" }), "own");
+    } finally {
+      delete proto.polluted;
+    }
   });
   await t.step("own keys with those names are ordinary keys", () => {
     const parsed = JSON.parse(
@@ -130,6 +147,8 @@ Deno.test("getPath() never resolves through prototypes", async (t) => {
     bare.a = { b: 1 };
     assert.equal(getPath(bare, "a.b"), 1);
     assert.equal(getPath(bare, "toString"), undefined);
+    assert.equal(compilePath("a.b")(bare), 1);
+    assert.equal(compilePath("toString")(bare), undefined);
   });
 });
 
