@@ -39,9 +39,9 @@ export * from "./sinks/console.ts";
 export * from "./sinks/file.ts";
 export {
   type EventFormat,
+  eventStream,
   type EventStreamConfig,
   EventStreamNode,
-  eventStream,
   KafkaDecodeError,
   type KafkaEvent,
   type KafkaMetadata,

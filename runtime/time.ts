@@ -113,15 +113,16 @@ export function parseIsoTimestampMs(text: string): number | undefined {
 }
 
 function epochNumberToMs(value: number): number | undefined {
-  if (!Number.isFinite(value)) return undefined;
-  let ms = value;
-  if (Math.abs(value) < EPOCH_SECONDS_LIMIT) {
-    ms = value * 1000;
+  // Plain arithmetic and comparisons only: this runs once per event in
+  // windows and time filters, and stays small enough to inline.
+  if (value - value !== 0) return undefined; // NaN, ±Infinity
+  if (value < EPOCH_SECONDS_LIMIT && value > -EPOCH_SECONDS_LIMIT) {
+    const ms = value * 1000;
     // Drop binary floating-point noise (1.1 * 1000 = 1100.0000000000002)
-    // while keeping microseconds.
-    if (!Number.isInteger(ms)) ms = Math.round(ms * 1000) / 1000;
+    // while keeping microseconds; whole milliseconds need no rounding.
+    return ms === Math.floor(ms) ? ms : Math.round(ms * 1000) / 1000;
   }
-  return Math.abs(ms) <= MAX_DATE_MS ? ms : undefined;
+  return value <= MAX_DATE_MS && value >= -MAX_DATE_MS ? value : undefined;
 }
 
 /**
@@ -155,7 +156,12 @@ function epochNumberToMs(value: number): number | undefined {
  * ```
  */
 export function parseTimestampMs(value: unknown): number | undefined {
+  // Numbers first and alone, so that the common case inlines into callers.
   if (typeof value === "number") return epochNumberToMs(value);
+  return parseNonNumberTimestampMs(value);
+}
+
+function parseNonNumberTimestampMs(value: unknown): number | undefined {
   if (typeof value === "string") {
     if (NUMERIC_STRING.test(value)) return epochNumberToMs(+value);
     return parseIsoTimestampMs(value);

@@ -899,7 +899,16 @@ function parseIso(step: Step, value: unknown): number | string {
 }
 
 function bucket(step: Step, value: unknown): number {
-  return fnv1a32(typeof value === "string" ? value : hashText(step, value)) % step.buckets;
+  const text = typeof value === "string" ? value : hashText(step, value);
+  // fnv1a32 inlined, with the modulo taken before the result leaves: an
+  // unsigned 32-bit result would be boxed as a heap number on every call.
+  let hash = FNV_OFFSET_BASIS;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x80) return fnv1a32Utf8(text, i, hash) % step.buckets;
+    hash = Math.imul(hash ^ c, FNV_PRIME);
+  }
+  return (hash >>> 0) % step.buckets;
 }
 
 /** The value operations by code (the others are handled by applyStep itself). */

@@ -154,6 +154,8 @@ function finite(
  */
 export class WindowEngine {
   readonly #type: WindowType;
+  /** `#type === "tumbling"`, the hot case, as a boolean. */
+  readonly #tumbling: boolean;
   readonly #size: number;
   readonly #slide: number;
   readonly #gap: number;
@@ -194,6 +196,7 @@ export class WindowEngine {
       );
     }
     this.#type = type;
+    this.#tumbling = type === "tumbling";
     this.#size = this.#slide = this.#gap = 0;
     if (type === "session") {
       this.#gap = finite(options.gapMs, "gapMs", (v) => v > 0, "> 0");
@@ -368,17 +371,11 @@ export class WindowEngine {
         `expected the event time to be a finite number of milliseconds, found ${t}`,
       );
     }
-    let assigned: boolean;
-    switch (this.#type) {
-      case "tumbling":
-        assigned = this.#addTumbling(event, t);
-        break;
-      case "sliding":
-        assigned = this.#addSliding(event, t);
-        break;
-      default:
-        assigned = this.#addSession(event, t);
-    }
+    const assigned = this.#tumbling
+      ? this.#addTumbling(event, t)
+      : this.#type === "sliding"
+      ? this.#addSliding(event, t)
+      : this.#addSession(event, t);
     const candidate = t - this.#grace;
     if (candidate > this.#watermark) this.#watermark = candidate;
     return assigned;

@@ -24,5 +24,8 @@ Deno.test("backoffDelay rejects a non-positive attempt", () => {
 
 Deno.test("backoffDelay stays finite for huge attempt numbers and a zero initial delay", () => {
   assert.equal(backoffDelay(5000, { initialDelayMs: 0, factor: 2 }), 0);
-  assert.equal(backoffDelay(5000, { initialDelayMs: 10, factor: 2, maxDelayMs: 1000, jitter: 0 }), 1000);
+  assert.equal(
+    backoffDelay(5000, { initialDelayMs: 10, factor: 2, maxDelayMs: 1000, jitter: 0 }),
+    1000,
+  );
 });

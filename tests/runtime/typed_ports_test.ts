@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { Flow, node } from "../../runtime/flow.ts";
-import { generator, type GeneratedEvent, map } from "../../actors/mod.ts";
+import { type GeneratedEvent, generator, map } from "../../actors/mod.ts";
 import { quietWorkflow, testRegistry } from "../helpers.ts";
 
 Deno.test("Flow connects compatible ports and runs", async () => {
@@ -17,7 +17,10 @@ Deno.test("Flow connects compatible ports and runs", async () => {
   const texts = flow.add("texts", map((n: number) => `#${n}`));
   const seen: string[] = [];
   const sink = flow.add("sink", map((t: string) => void seen.push(t)));
-  flow.connect(events, values).connect(values, doubled).connect(doubled, texts).connect(texts, sink);
+  flow.connect(events, values).connect(values, doubled).connect(doubled, texts).connect(
+    texts,
+    sink,
+  );
   const report = await flow.run();
   assert.equal(report.status, "completed");
   assert.deepEqual(seen, Array.from({ length: 10 }, (_, i) => `#${i * 20}`));

@@ -35,7 +35,9 @@ Deno.test("Workflow validation names the node and the field of every problem", a
     );
     assert.ok(
       issues.some((i) =>
-        i.startsWith('nodes[0].type: node "g": unknown node type "GeneratorNod"; did you mean "GeneratorNode"?')
+        i.startsWith(
+          'nodes[0].type: node "g": unknown node type "GeneratorNod"; did you mean "GeneratorNode"?',
+        )
       ),
       issues.join("\n"),
     );
@@ -108,8 +110,12 @@ Deno.test("Workflow validation names the node and the field of every problem", a
       w.addNode("GeneratorNode", "g", {}).addNode("CollectSink", "s", { into: [] })
         .addConnection("g", "s").addConnection("s", "g")
     );
-    assert.ok(issues.includes('connections[1].from: node "s" is a sink (CollectSink) and has no outputs'));
-    assert.ok(issues.includes('connections[1].to: node "g" is a source (GeneratorNode) and takes no input'));
+    assert.ok(
+      issues.includes('connections[1].from: node "s" is a sink (CollectSink) and has no outputs'),
+    );
+    assert.ok(
+      issues.includes('connections[1].to: node "g" is a source (GeneratorNode) and takes no input'),
+    );
   });
   await t.step("bad mailbox and supervision", () => {
     const { workflow } = quietWorkflow();
@@ -118,13 +124,20 @@ Deno.test("Workflow validation names the node and the field of every problem", a
       supervision: { max_restarts: -1 },
     }).addConnection("g", "s");
     const issues = workflow.validate().map((i) => `${i.path}: ${i.message}`);
-    assert.ok(issues.includes("nodes[1].mailbox.capacity: expected integer >= 1, found 0"), issues.join("\n"));
     assert.ok(
-      issues.some((i) => i.startsWith('nodes[1].mailbox.overflow: expected one of block, drop_oldest') &&
-        i.endsWith('did you mean "drop_oldest"?')),
+      issues.includes("nodes[1].mailbox.capacity: expected integer >= 1, found 0"),
       issues.join("\n"),
     );
-    assert.ok(issues.includes("nodes[1].supervision.max_restarts: expected integer >= 0, found -1"));
+    assert.ok(
+      issues.some((i) =>
+        i.startsWith("nodes[1].mailbox.overflow: expected one of block, drop_oldest") &&
+        i.endsWith('did you mean "drop_oldest"?')
+      ),
+      issues.join("\n"),
+    );
+    assert.ok(
+      issues.includes("nodes[1].supervision.max_restarts: expected integer >= 0, found -1"),
+    );
   });
   await t.step("run throws a ConfigError carrying every issue", async () => {
     const { workflow } = quietWorkflow();
@@ -155,7 +168,9 @@ Deno.test("Workflow retries a failing message, then dead-letters it; the actor c
   assert.equal(report.status, "completed");
   assert.equal(out.length, 2997);
   assert.equal(deadLetters.letters.length, 3);
-  assert.deepEqual(deadLetters.letters.map((l) => l.message), [{ n: 999 }, { n: 1999 }, { n: 2999 }]);
+  assert.deepEqual(deadLetters.letters.map((l) => l.message), [{ n: 999 }, { n: 1999 }, {
+    n: 2999,
+  }]);
   assert.equal(deadLetters.letters[0].error, "poison 999");
   assert.equal(deadLetters.letters[0].attempts, 3);
   assert.equal(deadLetters.letters[0].node, "poison");
@@ -184,7 +199,11 @@ Deno.test("Workflow batch handler failures are isolated to the failing messages"
 });
 
 /** A processor that crashes (actor-level) on the given calls of handle. */
-function crashingSpec(crashOn: (call: number) => boolean, starts: number[], clockNow: () => number) {
+function crashingSpec(
+  crashOn: (call: number) => boolean,
+  starts: number[],
+  clockNow: () => number,
+) {
   let calls = 0;
   return {
     type: "Crashy",
@@ -260,7 +279,10 @@ Deno.test("Supervisor escalates past the intensity: the workflow fails naming th
   const report = await running;
   assert.equal(report.status, "failed");
   assert.ok(report.error instanceof RestartIntensityError);
-  assert.match(report.error.message, /node "c" failed more than 3 times in 60s; last error: crash on call 4/);
+  assert.match(
+    report.error.message,
+    /node "c" failed more than 3 times in 60s; last error: crash on call 4/,
+  );
   assert.equal(starts.length, 4, "first start and 3 restarts");
   // Nothing accepted is silently lost: all five messages are in dead letters.
   assert.equal(out.length, 0);
@@ -419,7 +441,9 @@ Deno.test("Checkpoints complete only after every downstream actor is done with t
     })
     .addNode("FunctionNode", "f", { fn: (e: unknown) => e })
     .addNode("CollectSink", "a", { into: outA })
-    .addNode("CollectSink", "b", { into: outB, delay: () => gateB }, { mailbox: { batch_size: 10 } })
+    .addNode("CollectSink", "b", { into: outB, delay: () => gateB }, {
+      mailbox: { batch_size: 10 },
+    })
     .addConnection("src", "f").addConnection("f", "a").addConnection("f", "b");
   const running = workflow.run();
   await clock.settle(5);
