@@ -73,6 +73,10 @@ class EventFilterActor implements Actor {
     // the clock per event would cost more than the conditions themselves.
     this.#time.ms = this.#clock.now();
     const keep = this.#keep;
+    // Unconnected, `rejected` delivers nowhere: the events are only counted,
+    // here, which spares the runtime queueing each one for nothing.
+    const toRejected = ctx.connectedPorts.has("rejected");
+    let rejected = 0;
     for (let i = 0; i < batch.length; i++) {
       const event = batch[i];
       let pass: boolean;
@@ -85,7 +89,14 @@ class EventFilterActor implements Actor {
         continue;
       }
       if (pass) ctx.emit(event);
-      else ctx.emit(event, "rejected");
+      else if (toRejected) ctx.emit(event, "rejected");
+      else rejected++;
+    }
+    if (rejected > 0) {
+      // The counters the runtime keeps for emitted messages (see the module docs).
+      const metrics = ctx.metrics;
+      metrics.messagesOut += rejected;
+      metrics.outByPort.set("rejected", (metrics.outByPort.get("rejected") ?? 0) + rejected);
     }
   }
 }
