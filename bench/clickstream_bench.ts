@@ -56,7 +56,9 @@ function transform(e: GeneratedEvent): Clean {
   const out = { ...e } as Clean;
   const v = e.data?.value;
   if (v !== undefined) out.value = v;
-  if (e.user_id !== undefined && e.user_id !== null) out.bucket = fnv1a(String(e.user_id)) % BUCKETS;
+  if (e.user_id !== undefined && e.user_id !== null) {
+    out.bucket = fnv1a(String(e.user_id)) % BUCKETS;
+  }
   return out;
 }
 
@@ -442,7 +444,9 @@ export async function benchClickstream(count = 1_000_000): Promise<BenchResult> 
   }
   for (const [label, perSecond] of best) {
     console.log(
-      `  ${label.padEnd(14)} ${Math.round(perSecond).toLocaleString("en-US").padStart(12)} events/s`,
+      `  ${label.padEnd(14)} ${
+        Math.round(perSecond).toLocaleString("en-US").padStart(12)
+      } events/s`,
     );
   }
   const loop = best.get("plain loop")!;

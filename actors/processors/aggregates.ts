@@ -336,6 +336,8 @@ export class QuantileSketch {
   #max = -Infinity;
 
   /**
+   * Creates a QuantileSketch.
+   *
    * @param relativeAccuracy The relative accuracy `a`, in (0, 1).
    * @param maxBuckets The most buckets kept per sign, at least 2.
    * @throws {RangeError} When an argument is out of range.
@@ -592,6 +594,8 @@ export class Accumulator {
   #sketch: QuantileSketch | null;
 
   /**
+   * Creates a Accumulator.
+   *
    * @param plan The aggregations to compute, from
    * {@linkcode createAggregationPlan}.
    */

@@ -726,6 +726,8 @@ function toHex(buffer: ArrayBuffer): string {
   return text;
 }
 
+// As an int32 (`| 0` where it is used): the hash lives in a 32-bit register
+// instead of a double, and `>>> 0` makes the result unsigned again.
 const FNV_OFFSET_BASIS = 0x811c9dc5;
 const FNV_PRIME = 0x01000193;
 
@@ -748,7 +750,7 @@ const FNV_PRIME = 0x01000193;
  * ```
  */
 export function fnv1a32(text: string): number {
-  let hash = FNV_OFFSET_BASIS;
+  let hash = FNV_OFFSET_BASIS | 0;
   const n = text.length;
   let i = 0;
   // ASCII is one byte per character; kept small so that it inlines.
@@ -900,14 +902,14 @@ function parseIso(step: Step, value: unknown): number | string {
 
 function bucket(step: Step, value: unknown): number {
   const text = typeof value === "string" ? value : hashText(step, value);
-  // fnv1a32 inlined, with the modulo taken before the result leaves: an
-  // unsigned 32-bit result would be boxed as a heap number on every call.
-  let hash = FNV_OFFSET_BASIS;
-  for (let i = 0; i < text.length; i++) {
+  let hash = FNV_OFFSET_BASIS | 0;
+  let i = 0;
+  for (; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    if (c >= 0x80) return fnv1a32Utf8(text, i, hash) % step.buckets;
+    if (c >= 0x80) break;
     hash = Math.imul(hash ^ c, FNV_PRIME);
   }
+  if (i < text.length) hash = fnv1a32Utf8(text, i, hash);
   return (hash >>> 0) % step.buckets;
 }
 

@@ -176,6 +176,8 @@ export class WindowEngine {
   #arrival = 0;
 
   /**
+   * Creates a WindowEngine.
+   *
    * @param options The window layout, grouping and aggregations.
    * @throws {TypeError} When an option has the wrong type, an aggregation is
    * unknown, or an aggregation needs a field that is not set.

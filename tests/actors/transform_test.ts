@@ -4,6 +4,7 @@ import {
   builtins,
   compileTransformations,
   eventTransform,
+  fnv1a32,
   TransformError,
 } from "../../actors/mod.ts";
 import { VirtualClock } from "../../runtime/clock.ts";
@@ -158,6 +159,87 @@ Deno.test("EventTransformNode parse_iso turns timestamps into epoch seconds, ms 
       /^transformations\[0\] \(parse_iso\) on field "t": cannot parse a string \("2024-13-45"\) as a timestamp/,
     );
     assert.match(await failure([{ field: "t", operation: "parse_iso" }], { t: true }), /boolean/);
+  });
+});
+
+Deno.test("EventTransformNode bucket writes FNV-1a 32-bit of the text modulo buckets", async (t) => {
+  await t.step("fnv1a32 matches the published FNV-1a vectors", () => {
+    assert.equal(fnv1a32(""), 0x811c9dc5);
+    assert.equal(fnv1a32("a"), 0xe40c292c);
+    assert.equal(fnv1a32("foobar"), 0xbf9cf968);
+    assert.equal(fnv1a32("user_42"), 0x3d028cf1);
+  });
+  await t.step("non-ASCII text hashes its UTF-8 bytes, lone surrogates as U+FFFD", () => {
+    const utf8 = (text: string) => {
+      let h = 0x811c9dc5;
+      for (const byte of new TextEncoder().encode(text)) h = Math.imul(h ^ byte, 0x01000193);
+      return h >>> 0;
+    };
+    for (const text of ["héllo", "€uro", "𝄞 clef", "x\ud800y", "\udc00", "end\ud83d"]) {
+      assert.equal(fnv1a32(text), utf8(text), JSON.stringify(text));
+    }
+    assert.equal(fnv1a32("héllo €𝄞"), 0x9c45dc35);
+  });
+  await t.step("known vector: user_42 into 16 and 1000 buckets, into output_field", async () => {
+    const out = await one([
+      { field: "user_id", operation: "bucket", buckets: 16, output_field: "b16" },
+      { field: "user_id", operation: "bucket", buckets: 1000, output_field: "b1000" },
+      { field: "user_id", operation: "bucket", buckets: 1, output_field: "b1" },
+    ], { user_id: "user_42" });
+    assert.deepEqual(out, { user_id: "user_42", b16: 1, b1000: 329, b1: 0 });
+  });
+  await t.step("numbers, booleans and bigints hash as their decimal text; in place", async () => {
+    const out = await one([
+      { field: "n", operation: "bucket", buckets: 16 },
+      { field: "s", operation: "bucket", buckets: 16 },
+      { field: "big", operation: "bucket", buckets: 16 },
+      { field: "yes", operation: "bucket", buckets: 2 ** 32 },
+    ], { n: 42, s: "42", big: 42n, yes: true });
+    assert.deepEqual(out, { n: 3, s: 3, big: 3, yes: fnv1a32("true") });
+  });
+  await t.step("a missing field is a no-op; null stays; required makes both errors", async () => {
+    const spec = { field: "u", operation: "bucket", buckets: 8, output_field: "b" };
+    assert.deepEqual(await one([spec], { a: 1 }), { a: 1 });
+    assert.deepEqual(await one([spec], { u: null }), { u: null });
+    assert.equal(
+      await failure([{ ...spec, required: true }], { a: 1 }),
+      'transformations[0] (bucket) on field "u": the field is missing',
+    );
+    assert.equal(
+      await failure([{ ...spec, required: true }], { u: null }),
+      'transformations[0] (bucket) on field "u": the field is null',
+    );
+  });
+  await t.step("objects and arrays are dead-lettered with the reason", async () => {
+    const spec = { field: "u", operation: "bucket", buckets: 8 };
+    assert.equal(
+      await failure([spec], { u: { id: 1 } }),
+      'transformations[0] (bucket) on field "u": cannot bucket an object; bucket a string or number field (or flatten first)',
+    );
+    assert.match(await failure([spec], { u: [1] }), /cannot bucket an array/);
+  });
+  await t.step("buckets must be an integer from 1 to 2^32", () => {
+    const at = "transformations[0].buckets";
+    const cases: [unknown, string][] = [
+      [
+        undefined,
+        'missing "buckets" for operation "bucket": expected how many buckets, such as 16',
+      ],
+      [0, "expected an integer from 1 to 4294967296, found a number (0)"],
+      [1.5, "expected an integer from 1 to 4294967296, found a number (1.5)"],
+      [2 ** 32 + 1, "expected an integer from 1 to 4294967296, found a number (4294967297)"],
+      ["16", 'expected an integer from 1 to 4294967296, found a string ("16")'],
+    ];
+    for (const [buckets, message] of cases) {
+      assert.deepEqual(
+        transformIssues([{ field: "u", operation: "bucket", buckets }]),
+        [{ path: `nodes[1].config.${at}`, message: PREFIX + message }],
+      );
+    }
+    assert.deepEqual(transformIssues([{ field: "u", operation: "hash", buckets: 4 }]), [{
+      path: "nodes[1].config.transformations[0].buckets",
+      message: PREFIX + '"buckets" is not used by operation "hash"',
+    }]);
   });
 });
 
@@ -512,6 +594,130 @@ Deno.test("EventTransformNode dead-letters an event a transformation fails on an
       dead.letters[0].error,
       'transformations[1] (to_number) on field "x": cannot convert "abc" to a number',
     );
+  });
+});
+
+Deno.test("EventTransformNode gives the same results on its compiled and general paths", async () => {
+  // Top-level writes only: the compiled path. A trailing remove of a nested
+  // field that is never there changes nothing but takes the general path.
+  const topLevel = [
+    { field: "data.value", operation: "copy", output_field: "value" },
+    { field: "user", operation: "bucket", buckets: 7, output_field: "bucket" },
+    { field: "name", operation: "uppercase" },
+    { field: "n", operation: "to_number", output_field: "number" },
+    { field: "ts", operation: "parse_iso", unit: "ms", output_field: "ms" },
+    { field: "level", operation: "default", value: "info" },
+    { field: "copy_of_level", operation: "default", value: "${level}" },
+    { field: "stamp", operation: "set", value: "${now}" },
+    { field: "label", operation: "set", value: "${name}/${bucket}" },
+    { field: "x", operation: "to_string", required: true },
+  ];
+  const general = [...topLevel, { field: "never.there", operation: "remove" }];
+  const events = [
+    { data: { value: 5 }, user: "u1", name: "ada", n: "4.5", ts: "2024-01-01", x: 1 },
+    { user: 7, name: "bob", level: "warn", x: true },
+    { data: { value: null }, name: "cy", n: "abc", x: 2 },
+    { name: 3, x: 3 },
+    { name: "di", ts: "2024-13-45", x: 4 },
+    { name: "ed" },
+    { user: { nested: 1 }, x: 5 },
+    deepFreeze({ data: { value: [1] }, name: "fay", x: { a: 1 } }),
+    "not an object",
+  ];
+  const fast = await transform(topLevel, events);
+  const slow = await transform(general, events);
+  assert.equal(fast.out.length, 3);
+  assert.deepEqual(fast.out, slow.out);
+  assert.deepEqual(fast.dead.letters.map((l) => [l.error, l.context]), [
+    ['transformations[3] (to_number) on field "n": cannot convert "abc" to a number', {
+      step: "transformations[3]",
+      operation: "to_number",
+      field: "n",
+    }],
+    [
+      'transformations[2] (uppercase) on field "name": expected a string, found a number (3)',
+      { step: "transformations[2]", operation: "uppercase", field: "name" },
+    ],
+    [
+      'transformations[4] (parse_iso) on field "ts": cannot parse a string ("2024-13-45") as a timestamp (expected ISO 8601 such as "2024-01-01T12:00:00Z", or epoch seconds or milliseconds)',
+      { step: "transformations[4]", operation: "parse_iso", field: "ts" },
+    ],
+    [
+      'transformations[9] (to_string) on field "x": the field is missing',
+      { step: "transformations[9]", operation: "to_string", field: "x" },
+    ],
+    [
+      'transformations[1] (bucket) on field "user": cannot bucket an object; bucket a string or number field (or flatten first)',
+      { step: "transformations[1]", operation: "bucket", field: "user" },
+    ],
+    ['expected an event object, found a string ("not an object")', undefined],
+  ]);
+  assert.deepEqual(
+    fast.dead.letters.map((l) => [l.error, l.context]),
+    slow.dead.letters.map((l) => [l.error, l.context]),
+  );
+  assert.deepEqual(fast.out[0], {
+    data: { value: 5 },
+    user: "u1",
+    name: "ADA",
+    n: "4.5",
+    ts: "2024-01-01",
+    x: "1",
+    value: 5,
+    bucket: fnv1a32("u1") % 7,
+    number: 4.5,
+    ms: Date.UTC(2024, 0, 1),
+    level: "info",
+    copy_of_level: "info",
+    stamp: NOW_MS / 1000,
+    label: `ADA/${fnv1a32("u1") % 7}`,
+  });
+  // A frozen input is copied, never written; copy shares the value.
+  assert.equal(fast.out[2].name, "FAY");
+  assert.equal(fast.out[2].x, '{"a":1}');
+  assert.equal(fast.out[2].value, (events[7] as { data: { value: unknown } }).data.value);
+});
+
+Deno.test("Compiled getters, conditions and transformations work where code generation is disabled", async () => {
+  // Some embedders forbid new Function: everything must fall back to closures.
+  const script = `
+    import { compilePath } from "./runtime/path.ts";
+    import { compileCondition } from "./runtime/conditions.ts";
+    import { compileTransformations } from "./actors/processors/transform.ts";
+    let disabled = false;
+    try { new Function("return 1"); } catch { disabled = true; }
+    const keep = compileCondition({ all: [
+      { field: "user.id", operator: "exists" },
+      { field: "type", operator: "in", values: ["click", "view"] },
+      { not: { field: "n", operator: "greater_than", value: 3 } },
+    ] }, "c", []);
+    const pipeline = compileTransformations([
+      { field: "user.id", operation: "bucket", buckets: 16, output_field: "b" },
+      { field: "type", operation: "uppercase" },
+    ], "t", []);
+    const event = { user: { id: "user_42" }, type: "click", n: 1 };
+    console.log(JSON.stringify({
+      disabled,
+      get: compilePath("user.id")(event),
+      own: compilePath("constructor")({}),
+      kept: keep(event),
+      dropped: keep({ ...event, n: 4 }),
+      out: pipeline.transformSync(event, 0),
+    }));
+  `;
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--v8-flags=--disallow-code-generation-from-strings", script],
+    cwd: new URL("../..", import.meta.url).pathname,
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(output.stderr);
+  assert.ok(output.success, stderr);
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(output.stdout)), {
+    disabled: true,
+    get: "user_42",
+    kept: true,
+    dropped: false,
+    out: { user: { id: "user_42" }, type: "CLICK", n: 1, b: 1 },
   });
 });
 
