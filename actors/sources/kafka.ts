@@ -181,8 +181,19 @@ const utf8Lenient = new TextDecoder("utf-8");
  * contains U+FFFD is checked again strictly (and throws when invalid).
  */
 function utf8Strict(bytes: Uint8Array): string {
-  const s = Buffer.isBuffer(bytes) ? bytes.toString("utf8") : utf8Lenient.decode(bytes);
+  const s = Buffer.isBuffer(bytes) ? bufferText(bytes) : utf8Lenient.decode(bytes);
   return s.includes("\uFFFD") ? utf8.decode(bytes) : s;
+}
+
+/**
+ * Buffer's UTF-8 text without a leading byte order mark: TextDecoder drops
+ * it and Buffer keeps it, and the same bytes must decode the same whichever
+ * path they take (a BOM-prefixed JSON value was an event or a dead letter
+ * depending on whether it also held a U+FFFD).
+ */
+function bufferText(bytes: Buffer): string {
+  const s = bytes.toString("utf8");
+  return bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? s.slice(1) : s;
 }
 
 /** Lenient decoding of keys and headers, with a fast path for short ASCII (most keys). */
@@ -198,7 +209,7 @@ function text(value: Uint8Array | string | null | undefined): string | null {
     }
     return s;
   }
-  return Buffer.isBuffer(value) ? value.toString("utf8") : utf8Lenient.decode(value);
+  return Buffer.isBuffer(value) ? bufferText(value) : utf8Lenient.decode(value);
 }
 
 function decodeHeaders(headers: IHeaders | undefined): Record<string, string | string[]> {

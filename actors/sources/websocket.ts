@@ -850,7 +850,12 @@ export class WebSocketConnection {
         }
         case 8: {
           if (len === 1) throw new WebSocketProtocolError(1002, "close frame with a 1-byte body");
-          this.#closeCode = len >= 2 ? (payload[0] << 8) | payload[1] : 1005;
+          const code = len >= 2 ? (payload[0] << 8) | payload[1] : 1005;
+          // Echoing a code no endpoint may send (1005, 1006, 1015, 0...) would break the protocol too.
+          if (len >= 2 && !isValidCloseCode(code)) {
+            throw new WebSocketProtocolError(1002, `close frame with the invalid code ${code}`);
+          }
+          this.#closeCode = code;
           this.#closeReason = len > 2 ? new TextDecoder().decode(payload.subarray(2)) : "";
           const answer = this.#closeSent ? Promise.resolve() : this.#write(encodeFrames([{
             opcode: 8,
@@ -880,6 +885,12 @@ export class WebSocketConnection {
     this.#start = p;
     return delivered;
   }
+}
+
+/** Close codes an endpoint may send (RFC 6455 §7.4, the IANA registry, 3000-4999). */
+function isValidCloseCode(code: number): boolean {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+    (code >= 3000 && code <= 4999);
 }
 
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
