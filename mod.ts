@@ -23,6 +23,7 @@ export * from "./runtime/conditions.ts";
 export * from "./runtime/config.ts";
 export * from "./runtime/dead_letter.ts";
 export * from "./runtime/errors.ts";
+export * from "./runtime/fs.ts";
 export * from "./runtime/flow.ts";
 export * from "./runtime/log.ts";
 export * from "./runtime/mailbox.ts";

@@ -11,7 +11,7 @@ import type { DeadLetterSink } from "../runtime/dead_letter.ts";
 import type { Clock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/actor.ts";
 import type { Registry } from "../runtime/registry.ts";
-import { pathSegments } from "../runtime/config.ts";
+import { pathSegments, readWorkflowFile } from "../runtime/config.ts";
 import type { Workflow } from "../runtime/workflow.ts";
 
 /** Options of {@linkcode checkWorkflowFile}. */
@@ -59,15 +59,10 @@ export interface CheckResult {
 export async function checkWorkflowFile(file: string, options: CheckOptions): Promise<CheckResult> {
   let text: string;
   try {
-    text = await Deno.readTextFile(file);
+    text = await readWorkflowFile(file);
   } catch (error) {
-    return {
-      issues: [{
-        path: "",
-        message: `cannot read workflow file ${file}: ${(error as Error).message}`,
-      }],
-      secrets: [],
-    };
+    if (!(error instanceof ConfigError)) throw error;
+    return { issues: [...error.issues], secrets: [] };
   }
   return checkWorkflowText(text, file, options);
 }

@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import type { Clock } from "../runtime/clock.ts";
 import { ConfigError, formatIssue } from "../runtime/errors.ts";
 import { type DeadLetterSink, FileDeadLetters } from "../runtime/dead_letter.ts";
+import { dirname } from "../runtime/config.ts";
 import { createLogger, redact } from "../runtime/log.ts";
 import { Registry } from "../runtime/registry.ts";
 import type { RunReport, Workflow } from "../runtime/workflow.ts";
@@ -408,44 +409,4 @@ export async function runWorkflowWithStatus(
 
 function hostForUrl(hostname: string): string {
   return hostname.includes(":") ? `[${hostname}]` : hostname;
-}
-
-/**
- * Reads a workflow file, turning a read failure into a {@linkcode ConfigError}.
- *
- * @param file The path.
- * @returns The text.
- * @throws {ConfigError} When the file cannot be read.
- * @example Reading a workflow file
- * ```ts ignore
- * import { readWorkflowFile } from "./run.ts";
- * const text = await readWorkflowFile("workflow.yaml");
- * ```
- */
-export async function readWorkflowFile(file: string): Promise<string> {
-  try {
-    return await Deno.readTextFile(file);
-  } catch (error) {
-    throw new ConfigError([{
-      path: "",
-      message: `cannot read workflow file ${file}: ${(error as Error).message}`,
-    }], { cause: error });
-  }
-}
-
-/**
- * The directory of a path (`.` when it has none).
- *
- * @param path A file path.
- * @returns Its directory.
- * @example Directories of paths
- * ```ts
- * import { dirname } from "./run.ts";
- * console.assert(dirname("a/b.yaml") === "a" && dirname("b.yaml") === ".");
- * ```
- */
-export function dirname(path: string): string {
-  const i = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
-  if (i < 0) return ".";
-  return i === 0 ? "/" : path.slice(0, i);
 }

@@ -27,7 +27,7 @@
  */
 import { parseArgs } from "node:util";
 import { isMap, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
-import { pathSegments } from "../runtime/config.ts";
+import { dirname, pathSegments } from "../runtime/config.ts";
 import { type DeadLetter, toJsonSafe } from "../runtime/dead_letter.ts";
 import { type ConfigIssue, errorMessage, formatIssue } from "../runtime/errors.ts";
 import { Registry } from "../runtime/registry.ts";
@@ -36,7 +36,7 @@ import { suggest } from "../runtime/suggest.ts";
 import { builtins } from "../actors/mod.ts";
 import { TestDriver } from "../testing/test_driver.ts";
 import { checkWorkflowFile } from "./load.ts";
-import { type CommandIo, dirname, EXIT, stdio } from "./run.ts";
+import { type CommandIo, EXIT, stdio } from "./run.ts";
 
 /** Help text of `sluice test`. */
 export const TEST_HELP = `Usage: sluice test <file_test.yaml | directory>... [options]

@@ -385,20 +385,49 @@ export async function loadWorkflow(
   path: string,
   options: LoadOptions,
 ): Promise<{ workflow: Workflow; parsed: ParsedWorkflow }> {
-  let text: string;
+  const text = await readWorkflowFile(path);
+  const parsed = parseWorkflowText(text, { file: path, env: options.env });
+  return { workflow: buildWorkflow(parsed, options), parsed };
+}
+
+/**
+ * Reads a workflow file, turning a read failure into a {@linkcode ConfigError}
+ * that names the file.
+ *
+ * @param path The file.
+ * @returns Its text.
+ * @throws {ConfigError} When the file cannot be read.
+ * @example A missing file is a config error
+ * ```ts
+ * import { readWorkflowFile } from "./config.ts";
+ * import { ConfigError } from "./errors.ts";
+ * const error = await readWorkflowFile("no/such/workflow.yaml").catch((e) => e);
+ * console.assert(error instanceof ConfigError);
+ * ```
+ */
+export async function readWorkflowFile(path: string): Promise<string> {
   try {
-    text = await Deno.readTextFile(path);
+    return await Deno.readTextFile(path);
   } catch (error) {
     throw new ConfigError([{
       path: "",
       message: `cannot read workflow file ${path}: ${(error as Error).message}`,
     }], { cause: error });
   }
-  const parsed = parseWorkflowText(text, { file: path, env: options.env });
-  return { workflow: buildWorkflow(parsed, options), parsed };
 }
 
-function dirname(path: string): string {
+/**
+ * The directory of a path (`.` when it has none).
+ *
+ * @param path A file path.
+ * @returns Its directory.
+ * @example Directories of paths
+ * ```ts
+ * import { dirname } from "./config.ts";
+ * console.assert(dirname("a/b.yaml") === "a" && dirname("b.yaml") === ".");
+ * ```
+ */
+export function dirname(path: string): string {
   const i = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
   if (i < 0) return ".";
   return i === 0 ? "/" : path.slice(0, i);

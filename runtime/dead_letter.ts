@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { ensureParentDir } from "./fs.ts";
 
 /** One failed message. */
 export interface DeadLetter {
@@ -157,8 +158,7 @@ export class FileDeadLetters implements DeadLetterSink {
     const text = this.#pending.join("\n") + "\n";
     this.#pending = [];
     if (!this.#file) {
-      const i = Math.max(this.path.lastIndexOf("/"), this.path.lastIndexOf("\\"));
-      if (i > 0) await Deno.mkdir(this.path.slice(0, i), { recursive: true });
+      await ensureParentDir(this.path);
       this.#file = await Deno.open(this.path, { append: true, create: true });
     }
     const bytes = this.#encoder.encode(text);

@@ -20,6 +20,7 @@ import {
   type Registry,
 } from "./registry.ts";
 import { s, type Schema } from "./schema.ts";
+import { suggest } from "./suggest.ts";
 import {
   DEFAULT_SUPERVISION,
   resolveSupervision,
@@ -387,7 +388,7 @@ export class Workflow implements AsyncDisposable {
       const to = byId.get(c.to);
       const known = [...byId.keys()];
       const unknownNode = (key: "from" | "to", id: unknown) => {
-        const hint = typeof id === "string" ? registrySuggest(id, known) : undefined;
+        const hint = typeof id === "string" ? suggest(id, known) : undefined;
         issues.push({
           path: `${path}.${key}`,
           message: `unknown node ${JSON.stringify(id)}${hint ? `; did you mean "${hint}"?` : ""}`,
@@ -405,7 +406,7 @@ export class Workflow implements AsyncDisposable {
           message: `node "${c.from}" is a sink (${from.spec.type}) and has no outputs`,
         });
       } else if (!brokenConfig.has(c.from) && !from.outputs.includes(fromPort)) {
-        const hint = registrySuggest(fromPort, from.outputs);
+        const hint = suggest(fromPort, from.outputs);
         issues.push({
           path: `${path}.from_port`,
           message: `node "${c.from}" (${from.spec.type}) has no output port "${fromPort}"${
@@ -679,33 +680,6 @@ function absolutePath(path: string): string {
   const cwd = Deno.cwd();
   if (path === ".") return cwd;
   return `${cwd.replace(/[\\/]+$/, "")}/${path.replace(/^\.\//, "")}`;
-}
-
-function registrySuggest(name: string, candidates: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = 3;
-  for (const c of candidates) {
-    const d = editDistance(name, c);
-    if (d < bestDistance) {
-      best = c;
-      bestDistance = d;
-    }
-  }
-  return best;
-}
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0];
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j];
-      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return row[b.length];
 }
 
 function findCycle(ids: string[], adjacency: Map<string, string[]>): string[] | undefined {

@@ -8,7 +8,13 @@
  */
 import type { Actor, ActorContext, Logger } from "../runtime/actor.ts";
 import { VirtualClock } from "../runtime/clock.ts";
-import { buildWorkflow, type ParsedWorkflow, parseWorkflowText } from "../runtime/config.ts";
+import {
+  buildWorkflow,
+  dirname,
+  type ParsedWorkflow,
+  parseWorkflowText,
+  readWorkflowFile,
+} from "../runtime/config.ts";
 import type { WorkflowDefinition } from "../runtime/config.ts";
 import { type DeadLetter, MemoryDeadLetters } from "../runtime/dead_letter.ts";
 import { ConfigError } from "../runtime/errors.ts";
@@ -280,15 +286,7 @@ export class TestDriver {
    * @throws {ConfigError} When the file cannot be read or the workflow is invalid.
    */
   static async fromFile(path: string, options: TestDriverTextOptions = {}): Promise<TestDriver> {
-    let text: string;
-    try {
-      text = await Deno.readTextFile(path);
-    } catch (error) {
-      throw new ConfigError([{
-        path: "",
-        message: `cannot read workflow file ${path}: ${(error as Error).message}`,
-      }], { cause: error });
-    }
+    const text = await readWorkflowFile(path);
     return TestDriver.fromWorkflowText(text, { ...options, file: options.file ?? path });
   }
 
@@ -631,10 +629,4 @@ function checked(blueprint: Blueprint, registry: Registry): Workflow {
   const issues = workflow.validate();
   if (issues.length > 0) throw new ConfigError(issues);
   return workflow;
-}
-
-function dirname(path: string): string {
-  const i = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
-  if (i < 0) return ".";
-  return i === 0 ? "/" : path.slice(0, i);
 }

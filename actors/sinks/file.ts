@@ -8,6 +8,7 @@ import type { NodeSpec } from "../../runtime/registry.ts";
 import { s, type Schema } from "../../runtime/schema.ts";
 import type { NodeDef } from "../../runtime/flow.ts";
 import { messageLine } from "./console.ts";
+import { ensureParentDir } from "../../runtime/fs.ts";
 
 /** Config of FileSinkNode. */
 export interface FileSinkConfig {
@@ -40,25 +41,6 @@ const fileConfig: Schema<FileSinkConfig> = s.object({
 export function resolvePath(baseDir: string, path: string): string {
   if (path.startsWith("/") || /^[A-Za-z]:[\\/]/.test(path)) return path;
   return `${baseDir.replace(/[\\/]+$/, "")}/${path}`;
-}
-
-/**
- * Creates the directory a file goes into, when it does not exist yet.
- *
- * @param path A file path.
- * @returns A promise that resolves when the directory exists.
- * @example Making room for an output file
- * ```ts
- * import { ensureParentDir } from "./file.ts";
- * const dir = await Deno.makeTempDir();
- * await ensureParentDir(`${dir}/a/b/out.ndjson`);
- * console.assert((await Deno.stat(`${dir}/a/b`)).isDirectory);
- * ```
- */
-export async function ensureParentDir(path: string): Promise<void> {
-  const i = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
-  if (i <= 0) return;
-  await Deno.mkdir(path.slice(0, i), { recursive: true });
 }
 
 class FileSinkActor implements Actor {
