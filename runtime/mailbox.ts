@@ -91,6 +91,20 @@ interface BlockedSender<T> {
   reject: (error: unknown) => void;
 }
 
+/** `items[start..end)`, queued as one piece: a hop costs per chunk, not per message. */
+interface Chunk<T> {
+  readonly items: readonly T[];
+  start: number;
+  end: number;
+}
+
+/**
+ * The smallest head chunk handed to the receiver as it is while more chunks
+ * wait behind it: smaller ones are gathered into one batch, so a sender that
+ * sends one message at a time does not cost a batch per message.
+ */
+const MIN_HANDOVER = 64;
+
 /** A small deterministic PRNG (mulberry32). */
 function seededRandom(seed: number): () => number {
   let state = seed >>> 0;
@@ -105,7 +119,13 @@ function seededRandom(seed: number): () => number {
 
 /**
  * A bounded single-consumer queue with an overflow policy, batch receive,
- * close-and-drain and counters. Backed by a ring buffer.
+ * close-and-drain and counters.
+ *
+ * It queues chunks, not messages: {@linkcode Mailbox.hand} queues the
+ * sender's array itself, and {@linkcode Mailbox.tryReceive} returns a queued
+ * array whole when it is one batch, so passing a batch between actors costs
+ * the same for one message as for a thousand. The capacity still counts
+ * messages: a chunk that does not fit is admitted in part.
  *
  * @typeParam T The message type.
  * @typeParam M The payload type of markers placed with {@linkcode Mailbox.mark}.
@@ -127,8 +147,9 @@ export class Mailbox<T, M = unknown> {
   readonly overflow: OverflowPolicy;
   /** The node that owns the mailbox, for error messages. */
   readonly owner: string;
-  #ring: (T | undefined)[];
-  #head = 0;
+  /** The queued chunks, from `#first` on. */
+  #chunks: Chunk<T>[] = [];
+  #first = 0;
   #size = 0;
   #closed = false;
   #enqueued = 0;
@@ -177,7 +198,6 @@ export class Mailbox<T, M = unknown> {
     this.capacity = options.capacity;
     this.overflow = overflow;
     this.owner = options.owner ?? "mailbox";
-    this.#ring = new Array(Math.min(options.capacity, 1024));
     this.#sampleRate = sampleRate;
     this.#random = seededRandom(options.seed ?? 1);
     this.#onDrop = options.onDrop;
@@ -205,25 +225,51 @@ export class Mailbox<T, M = unknown> {
    * @throws {MailboxClosedError} When the mailbox is closed.
    */
   send(message: T): Promise<void> | undefined {
-    return this.sendMany([message]);
+    return this.hand([message]);
   }
 
   /**
-   * Offers messages in order. Under `block` it admits what fits and returns a
-   * promise for the rest; the caller must await it before sending more, which
-   * is how backpressure travels upstream.
+   * Offers messages in order, copying the array's first `count` elements
+   * (see {@linkcode Mailbox.hand}, which takes the array itself). Under
+   * `block` it admits what fits and returns a promise for the rest; the
+   * caller must await it before sending more, which is how backpressure
+   * travels upstream.
    *
-   * @param messages The messages; the array is not kept when the result is `undefined`.
+   * @param messages The messages; the mailbox does not keep this array.
    * @param count How many of the array's first elements to send. @default {messages.length}
    * @returns `undefined` when all were handled at once, else a promise.
    * @throws {MailboxClosedError} When the mailbox is closed.
    */
   sendMany(messages: readonly T[], count: number = messages.length): Promise<void> | undefined {
+    return this.hand(messages.slice(0, count));
+  }
+
+  /**
+   * Offers messages in order and takes the array: it is queued as one chunk
+   * and may be handed to the receiver as its batch, so the caller must not
+   * change it afterwards. Under `block` it admits what fits and returns a
+   * promise for the rest; the caller must await it before sending more.
+   *
+   * @param messages The messages, now owned by the mailbox.
+   * @returns `undefined` when all were handled at once, else a promise.
+   * @throws {MailboxClosedError} When the mailbox is closed.
+   * @example Hand a batch over
+   * ```ts
+   * import { Mailbox } from "./mailbox.ts";
+   * const box = new Mailbox<number>({ capacity: 10 });
+   * const batch = [1, 2, 3];
+   * box.hand(batch);
+   * console.assert(box.tryReceive(10) === batch); // the same array, not a copy
+   * ```
+   */
+  hand(messages: readonly T[]): Promise<void> | undefined {
     if (this.#closed) throw new MailboxClosedError(this.owner);
+    const n = messages.length;
     let index = 0;
-    const n = count;
     if (this.#blocked.length === 0) {
-      while (index < n && this.#size < this.capacity) this.#push(messages[index++]);
+      index = Math.min(n, this.capacity - this.#size);
+      if (index > 0) this.#admit(messages, 0, index);
+      else index = 0;
     }
     if (index === n) {
       this.#wake();
@@ -238,7 +284,7 @@ export class Mailbox<T, M = unknown> {
       case "drop_oldest":
         for (; index < n; index++) {
           this.#dropOldest("drop_oldest");
-          this.#push(messages[index]);
+          this.#admit(messages, index, index + 1);
         }
         break;
       case "drop_newest":
@@ -248,7 +294,7 @@ export class Mailbox<T, M = unknown> {
         for (; index < n; index++) {
           if (this.#random() < this.#sampleRate) {
             this.#dropOldest("sample");
-            this.#push(messages[index]);
+            this.#admit(messages, index, index + 1);
           } else {
             this.#drop(messages[index], "sample");
           }
@@ -264,26 +310,42 @@ export class Mailbox<T, M = unknown> {
   }
 
   /**
-   * Takes up to `max` messages without waiting.
+   * Takes up to `max` messages without waiting. A queued array that makes a
+   * batch on its own is returned as it is (no copy); smaller pieces are
+   * gathered into a new array.
    *
    * @param max The most messages to take.
-   * @returns The messages, oldest first (possibly none).
+   * @returns The messages, oldest first (possibly none); the caller owns the array.
    */
   tryReceive(max: number): T[] {
     const count = Math.min(max, this.#size);
-    const out = new Array<T>(count);
-    const ring = this.#ring;
-    const len = ring.length;
-    let head = this.#head;
-    for (let i = 0; i < count; i++) {
-      out[i] = ring[head] as T;
-      ring[head] = undefined;
-      head = head + 1 === len ? 0 : head + 1;
+    if (count <= 0) return [];
+    const chunks = this.#chunks;
+    const head = chunks[this.#first];
+    const length = head.end - head.start;
+    let out: T[];
+    if (
+      head.start === 0 && head.end === head.items.length && length <= max &&
+      (length === this.#size || length >= MIN_HANDOVER || length === count)
+    ) {
+      out = head.items as T[];
+      this.#shift();
+    } else {
+      out = new Array<T>(count);
+      let taken = 0;
+      while (taken < count) {
+        const chunk = chunks[this.#first];
+        const items = chunk.items;
+        const end = Math.min(chunk.end, chunk.start + count - taken);
+        for (let i = chunk.start; i < end; i++) out[taken++] = items[i];
+        chunk.start = end;
+        if (end === chunk.end) this.#shift();
+      }
     }
-    this.#head = head;
-    this.#size -= count;
-    this.#dequeued += count;
-    this.#removed += count;
+    const taken = out.length;
+    this.#size -= taken;
+    this.#dequeued += taken;
+    this.#removed += taken;
     if (this.#blocked.length > 0) this.#admitBlocked();
     return out;
   }
@@ -389,7 +451,7 @@ export class Mailbox<T, M = unknown> {
    * @returns The removed messages.
    */
   drainAll(): T[] {
-    const out = this.tryReceive(this.#size);
+    const out = this.#size > 0 ? this.tryReceive(this.#size) : [];
     for (const b of this.#blocked) {
       for (let i = b.index; i < b.end; i++) out.push(b.items[i]);
       this.#dequeued += b.end - b.index;
@@ -428,32 +490,36 @@ export class Mailbox<T, M = unknown> {
       this.#markers[0].position <= this.#removed;
   }
 
-  #push(message: T): void {
-    if (this.#size === this.#ring.length) this.#grow();
-    let tail = this.#head + this.#size;
-    if (tail >= this.#ring.length) tail -= this.#ring.length;
-    this.#ring[tail] = message;
-    this.#size++;
-    this.#enqueued++;
+  /** Queues `items[start..end)`, extending the last chunk when it continues it. */
+  #admit(items: readonly T[], start: number, end: number): void {
+    const last = this.#chunks.length > this.#first
+      ? this.#chunks[this.#chunks.length - 1]
+      : undefined;
+    if (last !== undefined && last.items === items && last.end === start) last.end = end;
+    else this.#chunks.push({ items, start, end });
+    const n = end - start;
+    this.#size += n;
+    this.#enqueued += n;
     if (this.#size > this.#highWater) this.#highWater = this.#size;
   }
 
-  #grow(): void {
-    const old = this.#ring;
-    const next = new Array<T | undefined>(
-      Math.min(this.capacity, old.length * 2),
-    );
-    for (let i = 0; i < this.#size; i++) {
-      next[i] = old[(this.#head + i) % old.length];
+  /** Removes the head chunk. */
+  #shift(): void {
+    const first = ++this.#first;
+    const chunks = this.#chunks;
+    if (first === chunks.length) {
+      chunks.length = 0;
+      this.#first = 0;
+    } else if (first >= 64 && first * 2 >= chunks.length) {
+      chunks.splice(0, first);
+      this.#first = 0;
     }
-    this.#ring = next;
-    this.#head = 0;
   }
 
   #dropOldest(reason: DropReason): void {
-    const oldest = this.#ring[this.#head] as T;
-    this.#ring[this.#head] = undefined;
-    this.#head = this.#head + 1 === this.#ring.length ? 0 : this.#head + 1;
+    const head = this.#chunks[this.#first];
+    const oldest = head.items[head.start++];
+    if (head.start === head.end) this.#shift();
     this.#size--;
     this.#removed++;
     this.#drop(oldest, reason);
@@ -467,9 +533,9 @@ export class Mailbox<T, M = unknown> {
   #admitBlocked(): void {
     while (this.#blocked.length > 0 && this.#size < this.capacity) {
       const b = this.#blocked[0];
-      while (b.index < b.end && this.#size < this.capacity) {
-        this.#push(b.items[b.index++]);
-      }
+      const take = Math.min(b.end - b.index, this.capacity - this.#size);
+      this.#admit(b.items, b.index, b.index + take);
+      b.index += take;
       if (b.index === b.end) {
         this.#blocked.shift();
         this.#blockedSends++;

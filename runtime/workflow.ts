@@ -764,9 +764,14 @@ class Cell {
   /** Messages emitted on `out` since the last flush: the first `#outCount` slots. */
   #outMain: unknown[] = [];
   #outCount = 0;
-  #outOther = new Map<string, unknown[]>();
-  /** Ports of the messages emitted on ports other than `out`, in order, for rollback. */
-  #otherLog: string[] = [];
+  /** The targets of `out` (empty when unconnected). */
+  #mainTargets: Cell[] = [];
+  /** Ports other than `out`, by slot: emitted messages, names and targets. */
+  #otherSlots = new Map<string, number>();
+  #otherBuffers: unknown[][] = [];
+  #otherPorts: string[] = [];
+  /** Slots of the messages emitted on ports other than `out`, in order, for rollback. */
+  #otherLog: number[] = [];
   #held: { barrier: number; checkpoint: Checkpoint }[] = [];
   #restartRequested = false;
   #failedAttempts = 0;
@@ -820,6 +825,7 @@ class Cell {
     const list = this.#edges.get(port) ?? [];
     list.push(target);
     this.#edges.set(port, list);
+    if (port === "out") this.#mainTargets = list;
     this.#targets.push(target);
     this.#connectedPorts.add(port);
     target.#openInputs++;
@@ -925,32 +931,52 @@ class Cell {
   }
 
   #emitOther(message: unknown, port: string): void {
-    const list = this.#outOther.get(port);
-    if (list) list.push(message);
-    else this.#outOther.set(port, [message]);
-    this.#otherLog.push(port);
+    let slot = this.#otherSlots.get(port);
+    if (slot === undefined) {
+      slot = this.#otherPorts.length;
+      this.#otherSlots.set(port, slot);
+      this.#otherPorts.push(port);
+      this.#otherBuffers.push([]);
+    }
+    this.#otherBuffers[slot].push(message);
+    this.#otherLog.push(slot);
   }
 
+  /**
+   * Delivers what was emitted since the last flush. Each emitted array is
+   * handed to the first target's mailbox as it is (one chunk per port and
+   * flush: a hop costs per batch, not per message); further targets get
+   * copies, as every receiver owns its batch.
+   */
   flush(): Promise<void> | undefined {
     let pending: Promise<void>[] | undefined;
     if (this.#outCount > 0) {
       const messages = this.#outMain;
       const count = this.#outCount;
       this.#outCount = 0;
-      // The array is reused across batches (no allocation per batch) unless
-      // a blocked mailbox keeps it until it admits the rest.
-      const p = this.#deliver("out", messages, count);
-      if (p) {
-        this.#outMain = [];
-        (pending ??= []).push(p);
-      }
+      // A rolled-back message may have left a stale slot past the count.
+      if (messages.length !== count) messages.length = count;
+      const targets = this.#mainTargets;
+      // Unconnected, the array is kept for the next batch.
+      if (targets.length > 0) this.#outMain = [];
+      const p = this.#deliver("out", messages, targets);
+      if (p) (pending ??= []).push(p);
     }
-    if (this.#outOther.size > 0) {
-      const other = this.#outOther;
-      this.#outOther = new Map();
-      this.#otherLog = [];
-      for (const [port, messages] of other) {
-        const p = this.#deliver(port, messages, messages.length);
+    if (this.#otherLog.length > 0) {
+      this.#otherLog.length = 0;
+      const buffers = this.#otherBuffers;
+      for (let slot = 0; slot < buffers.length; slot++) {
+        const messages = buffers[slot];
+        if (messages.length === 0) continue;
+        const port = this.#otherPorts[slot];
+        const targets = this.#edges.get(port);
+        if (targets === undefined) {
+          this.#deliver(port, messages, undefined);
+          messages.length = 0;
+          continue;
+        }
+        buffers[slot] = [];
+        const p = this.#deliver(port, messages, targets);
         if (p) (pending ??= []).push(p);
       }
     }
@@ -958,25 +984,31 @@ class Cell {
     return pending.length === 1 ? pending[0] : Promise.all(pending).then(() => {});
   }
 
-  #deliver(port: string, messages: unknown[], count: number): Promise<void> | undefined {
+  #deliver(
+    port: string,
+    messages: unknown[],
+    targets: readonly Cell[] | undefined,
+  ): Promise<void> | undefined {
     const m = this.metrics;
+    const count = messages.length;
     m.messagesOut += count;
     m.outByPort.set(port, (m.outByPort.get(port) ?? 0) + count);
     m.lastActivity = this.#wf.clock.now();
-    const targets = this.#edges.get(port);
-    if (!targets) return undefined;
+    if (!targets || targets.length === 0) return undefined;
+    if (targets.length === 1) return targets[0].accept(messages, this.id);
     let pending: Promise<void>[] | undefined;
-    for (const target of targets) {
-      const p = target.accept(messages, count, this.id);
+    for (let k = 0; k < targets.length; k++) {
+      const p = targets[k].accept(k === 0 ? messages : messages.slice(), this.id);
       if (p) (pending ??= []).push(p);
     }
     if (!pending) return undefined;
     return pending.length === 1 ? pending[0] : Promise.all(pending).then(() => {});
   }
 
-  accept(messages: unknown[], count: number, from: string): Promise<void> | undefined {
+  /** Takes `messages` (the array is handed over, never reused by the sender). */
+  accept(messages: unknown[], from: string): Promise<void> | undefined {
     if (this.#dead || this.#wf.hardStopped) {
-      for (let i = 0; i < count; i++) {
+      for (let i = 0; i < messages.length; i++) {
         const message = messages[i];
         this.metrics.deadLettered++;
         this.#wf.deadLetter(
@@ -988,14 +1020,14 @@ class Cell {
       }
       return undefined;
     }
-    return this.mailbox!.sendMany(messages, count);
+    return this.mailbox!.hand(messages);
   }
 
   /** Undoes what a failed handler attempt emitted since the marks were taken. */
   #rollback(mainLength: number, otherLength: number): void {
     this.#outCount = mainLength;
     while (this.#otherLog.length > otherLength) {
-      this.#outOther.get(this.#otherLog.pop()!)!.pop();
+      this.#otherBuffers[this.#otherLog.pop()!].pop();
     }
   }
 
@@ -1379,48 +1411,100 @@ class Cell {
     this.metrics.lastActivity = clock.now();
   }
 
-  async #processOther(batch: unknown[]): Promise<void> {
+  /**
+   * `handleMessage` or `handle`: synchronous while the actor is, so a batch
+   * costs no promise unless the actor returns one or fails.
+   */
+  #processOther(batch: unknown[]): Promise<void> | undefined {
+    const actor = this.#actor!;
+    if (actor.handleMessage) return this.#handleFrom(batch, 0);
+    if (!actor.handle) return undefined;
+    const mainLength = this.#outCount;
+    const otherLength = this.#otherLog.length;
+    let r;
+    try {
+      r = actor.handle(batch, this.#ctx!);
+    } catch (error) {
+      return this.#handleFailed(batch, error, mainLength, otherLength);
+    }
+    if (r instanceof Promise) {
+      return r.then(
+        undefined,
+        (error) => this.#handleFailed(batch, error, mainLength, otherLength),
+      );
+    }
+    return undefined;
+  }
+
+  /** `handleMessage` from message `start`, synchronous until a call returns a promise or fails. */
+  #handleFrom(batch: unknown[], start: number): Promise<void> | undefined {
     const actor = this.#actor!;
     const ctx = this.#ctx!;
-    const sup = this.supervision;
-    if (actor.handleMessage) {
-      for (let i = 0; i < batch.length; i++) {
-        const mainLength = this.#outCount;
-        const otherLength = this.#otherLog.length;
-        try {
-          const r = actor.handleMessage(batch[i], ctx);
-          if (r !== undefined) await r;
-        } catch (error) {
-          this.#rollback(mainLength, otherLength);
-          if (sup.onMessageError === "restart") throw new BatchCrash(error, batch.slice(i));
-          await this.#retryMessage(batch[i], error);
-        }
-      }
-    } else if (actor.handle) {
+    for (let i = start; i < batch.length; i++) {
       const mainLength = this.#outCount;
       const otherLength = this.#otherLog.length;
+      let r;
       try {
-        const r = actor.handle(batch, ctx);
-        if (r !== undefined) await r;
+        r = actor.handleMessage!(batch[i], ctx);
       } catch (error) {
-        this.#rollback(mainLength, otherLength);
-        if (sup.onMessageError === "restart" || batch.length === 1) {
-          if (sup.onMessageError === "restart") throw new BatchCrash(error, batch);
-          await this.#retryMessage(batch[0], error);
-        } else {
-          // Find the failing messages by handling them one at a time.
-          for (const message of batch) {
-            const main = this.#outCount;
-            const other = this.#otherLog.length;
-            try {
-              const r = actor.handle([message], ctx);
-              if (r !== undefined) await r;
-            } catch (e) {
-              this.#rollback(main, other);
-              await this.#retryMessage(message, e);
-            }
-          }
-        }
+        return this.#handleMessageFailed(batch, i, error, mainLength, otherLength);
+      }
+      if (r instanceof Promise) return this.#handleAsync(batch, i, r, mainLength, otherLength);
+    }
+    return undefined;
+  }
+
+  async #handleAsync(
+    batch: unknown[],
+    index: number,
+    pending: Promise<void>,
+    mainLength: number,
+    otherLength: number,
+  ): Promise<void> {
+    try {
+      await pending;
+    } catch (error) {
+      return await this.#handleMessageFailed(batch, index, error, mainLength, otherLength);
+    }
+    await this.#handleFrom(batch, index + 1);
+  }
+
+  async #handleMessageFailed(
+    batch: unknown[],
+    index: number,
+    error: unknown,
+    mainLength: number,
+    otherLength: number,
+  ): Promise<void> {
+    this.#rollback(mainLength, otherLength);
+    if (this.supervision.onMessageError === "restart") {
+      throw new BatchCrash(error, batch.slice(index));
+    }
+    await this.#retryMessage(batch[index], error);
+    await this.#handleFrom(batch, index + 1);
+  }
+
+  /** A failed `handle`: undo its output, then find the failing messages one at a time. */
+  async #handleFailed(
+    batch: unknown[],
+    error: unknown,
+    mainLength: number,
+    otherLength: number,
+  ): Promise<void> {
+    const actor = this.#actor!;
+    const ctx = this.#ctx!;
+    this.#rollback(mainLength, otherLength);
+    if (this.supervision.onMessageError === "restart") throw new BatchCrash(error, batch);
+    if (batch.length === 1) return await this.#retryMessage(batch[0], error);
+    for (const message of batch) {
+      const main = this.#outCount;
+      const other = this.#otherLog.length;
+      try {
+        const r = actor.handle!([message], ctx);
+        if (r !== undefined) await r;
+      } catch (e) {
+        this.#rollback(main, other);
+        await this.#retryMessage(message, e);
       }
     }
   }

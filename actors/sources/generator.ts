@@ -89,7 +89,7 @@ export function generateEvent(
   };
 }
 
-const CHUNK = 256;
+const CHUNK = 1024;
 
 class GeneratorActor implements Actor<never, GeneratedEvent> {
   #config: GeneratorConfig;
