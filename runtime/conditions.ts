@@ -47,7 +47,8 @@
 import { RealClock } from "./clock.ts";
 import type { ConfigIssue } from "./errors.ts";
 import { errorMessage } from "./errors.ts";
-import { compilePath, type PathGetter, specialize } from "./path.ts";
+import { CodeBuilder } from "./codegen.ts";
+import { compilePath, parsePath, type PathGetter, specialize } from "./path.ts";
 import { suggest } from "./suggest.ts";
 import { parseIsoTimestampMs, parseRelativeOffsetMs, parseTimestampMs } from "./time.ts";
 
@@ -154,6 +155,114 @@ const LOOKS_DATE = /^\d{4}-\d{2}-\d{2}/;
 
 const NEVER: CompiledCondition = () => false;
 const ALWAYS: CompiledCondition = () => true;
+// (Their shapes are set below, once SHAPES exists.)
+
+/**
+ * What a compiled condition computes, for {@linkcode conditionCode}: leaves
+ * and groups simple enough to be written inline. Conditions without a shape
+ * are called as they are from generated code.
+ */
+type Shape =
+  | { readonly op: "exists" | "not_exists"; readonly path: readonly string[] }
+  | { readonly op: "is" | "is_not"; readonly path: readonly string[]; readonly value: unknown }
+  | {
+    readonly op: "in_list" | "not_in_list";
+    readonly path: readonly string[];
+    readonly values: readonly unknown[];
+  }
+  | { readonly op: "and" | "or"; readonly a: CompiledCondition; readonly b: CompiledCondition }
+  | { readonly op: "not"; readonly a: CompiledCondition }
+  | { readonly op: "always" | "never" };
+
+const SHAPES = new WeakMap<CompiledCondition, Shape>([
+  [NEVER, { op: "never" }],
+  [ALWAYS, { op: "always" }],
+]);
+
+function withShape(condition: CompiledCondition, shape: Shape): CompiledCondition {
+  SHAPES.set(condition, shape);
+  return condition;
+}
+
+/**
+ * A JavaScript expression computing `condition` for the event in the
+ * variable `event`, for generated code: simple leaves (`exists`,
+ * `not_exists`, `equals`/`not_equals` with a primitive, `in`/`not_in` over a
+ * few primitives) and the groups around them are written inline; any other
+ * condition is called.
+ *
+ * @param condition A condition from {@linkcode compileCondition} or
+ * {@linkcode compileConditionList}.
+ * @param code The builder of the generated function.
+ * @param event The name of the variable holding the event.
+ * @returns The expression (parenthesized).
+ * @example Inlining a condition into generated code
+ * ```ts
+ * import { CodeBuilder } from "./codegen.ts";
+ * import { compileCondition, conditionCode } from "./conditions.ts";
+ * const isClick = compileCondition({ field: "type", operator: "equals", value: "click" }, "c", []);
+ * const code = new CodeBuilder();
+ * const f = code.compile<(e: unknown) => boolean>(
+ *   `return function (e) { return ${conditionCode(isClick, code, "e")}; };`,
+ * );
+ * if (f) console.assert(f({ type: "click" }) && !f({ type: "view" }));
+ * ```
+ */
+export function conditionCode(
+  condition: CompiledCondition,
+  code: CodeBuilder,
+  event: string,
+): string {
+  const shape = SHAPES.get(condition);
+  if (shape === undefined) return `${code.bind(condition)}(${event})`;
+  switch (shape.op) {
+    case "always":
+      return "true";
+    case "never":
+      return "false";
+    case "exists":
+      return `(${code.getter(shape.path)}(${event}) !== undefined)`;
+    case "not_exists":
+      return `(${code.getter(shape.path)}(${event}) === undefined)`;
+    case "is":
+      return `(${code.getter(shape.path)}(${event}) === ${code.literal(shape.value)})`;
+    case "is_not":
+      return `(${code.getter(shape.path)}(${event}) !== ${code.literal(shape.value)})`;
+    case "in_list":
+    case "not_in_list": {
+      if (shape.values.length === 0) return shape.op === "in_list" ? "false" : "true";
+      const found = code.temp();
+      const tests = shape.values.map((value, i) =>
+        `${i === 0 ? `(${found} = ${code.getter(shape.path)}(${event}))` : found} === ${
+          code.literal(value)
+        }`
+      );
+      const any = `(${tests.join(" || ")})`;
+      return shape.op === "in_list" ? any : `!${any}`;
+    }
+    case "and":
+      return `(${conditionCode(shape.a, code, event)} && ${conditionCode(shape.b, code, event)})`;
+    case "or":
+      return `(${conditionCode(shape.a, code, event)} || ${conditionCode(shape.b, code, event)})`;
+    case "not":
+      return `!${conditionCode(shape.a, code, event)}`;
+  }
+}
+
+/**
+ * One generated function for a condition with a shape that has groups or
+ * leaves in it; the condition itself otherwise (or without code generation).
+ */
+function flatten(condition: CompiledCondition): CompiledCondition {
+  const shape = SHAPES.get(condition);
+  if (shape === undefined || shape.op === "always" || shape.op === "never") return condition;
+  const code = new CodeBuilder();
+  const expression = conditionCode(condition, code, "e");
+  const flat = code.compile<CompiledCondition>(
+    `return function condition(e) {\n${code.declareTemps()}return ${expression};\n};`,
+  );
+  return flat === undefined ? condition : withShape(flat, shape);
+}
 
 // The factories that `specialize` copies: self-contained on purpose.
 const AND = (a: CompiledCondition, b: CompiledCondition): CompiledCondition => (event) =>
@@ -278,7 +387,7 @@ export function compileCondition(
   const context = makeContext(issues, options);
   const before = issues.length;
   const compiled = compileAny(spec, path, context, 1);
-  return issues.length > before ? NEVER : compiled;
+  return issues.length > before ? NEVER : flatten(compiled);
 }
 
 /**
@@ -344,7 +453,7 @@ export function compileConditionList(
   }
   const compiled = list.map((item, i) => compileAny(item, `${path}[${i}]`, context, 1));
   if (issues.length > before) return NEVER;
-  return mode === "and" ? allOf(compiled) : anyOf(compiled);
+  return flatten(mode === "and" ? allOf(compiled) : anyOf(compiled));
 }
 
 function makeContext(
@@ -416,7 +525,7 @@ function compileAny(
   const innerPath = joinPath(path, groupKey);
   if (groupKey === "not") {
     const negated = compileAny(inner, innerPath, context, depth + 1);
-    return specialize(NOT)(negated);
+    return withShape(specialize(NOT)(negated), { op: "not", a: negated });
   }
   if (!Array.isArray(inner)) {
     context.issues.push({
@@ -432,11 +541,11 @@ function compileAny(
 }
 
 function allOf(conditions: CompiledCondition[]): CompiledCondition {
-  return combine(conditions, AND, ALWAYS);
+  return combine(conditions, AND, ALWAYS, "and");
 }
 
 function anyOf(conditions: CompiledCondition[]): CompiledCondition {
-  return combine(conditions, OR, NEVER);
+  return combine(conditions, OR, NEVER, "or");
 }
 
 /**
@@ -448,11 +557,16 @@ function combine(
   conditions: CompiledCondition[],
   pair: (a: CompiledCondition, b: CompiledCondition) => CompiledCondition,
   empty: CompiledCondition,
+  op: "and" | "or",
 ): CompiledCondition {
   if (conditions.length === 0) return empty;
   let combined = conditions[conditions.length - 1];
   for (let i = conditions.length - 2; i >= 0; i--) {
-    combined = specialize(pair)(conditions[i], combined);
+    combined = withShape(specialize(pair)(conditions[i], combined), {
+      op,
+      a: conditions[i],
+      b: combined,
+    });
   }
   return combined;
 }
@@ -528,7 +642,40 @@ function compileLeaf(
       context,
     );
   }
-  return get === undefined || build === undefined ? NEVER : build(get);
+  if (get === undefined || build === undefined) return NEVER;
+  const compiled = build(get);
+  const shape = leafShape(operator as ConditionOperator, spec, parsePath(field as string));
+  return shape === undefined ? compiled : withShape(compiled, shape);
+}
+
+/** The shape of a leaf that generated code can compute inline, if it is one. */
+function leafShape(
+  operator: ConditionOperator,
+  spec: Record<string, unknown>,
+  path: readonly string[],
+): Shape | undefined {
+  switch (operator) {
+    case "exists":
+    case "not_exists":
+      return { op: operator, path };
+    case "equals":
+    case "not_equals":
+      // `===` with a primitive, as the compiled leaf (NaN equals nothing either way).
+      return isPrimitive(spec.value)
+        ? { op: operator === "equals" ? "is" : "is_not", path, value: spec.value }
+        : undefined;
+    case "in":
+    case "not_in": {
+      const values = spec.values ?? spec.value;
+      if (!Array.isArray(values) || !values.every(isPrimitive)) return undefined;
+      // As inBuilder: undefined and NaN match nothing.
+      const list = [...new Set(values)].filter((v) => v !== undefined && !Number.isNaN(v));
+      if (list.length > IN_LIST_MAX) return undefined;
+      return { op: operator === "in" ? "in_list" : "not_in_list", path, values: list };
+    }
+    default:
+      return undefined;
+  }
 }
 
 function prepareOperator(

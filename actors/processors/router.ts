@@ -35,10 +35,12 @@
  */
 import type { Actor, ActorContext } from "../../runtime/actor.ts";
 import type { Clock } from "../../runtime/clock.ts";
+import { CodeBuilder } from "../../runtime/codegen.ts";
 import {
   compileCondition,
   type CompiledCondition,
   type Condition,
+  conditionCode,
 } from "../../runtime/conditions.ts";
 import { ConfigError, type ConfigIssue, errorMessage } from "../../runtime/errors.ts";
 import type { NodeDef } from "../../runtime/flow.ts";
@@ -282,6 +284,16 @@ const ENRICH_KEY = (
   write(root, value);
   return root;
 };
+const ENRICH_CONSTANT = (
+  value: unknown,
+  write: (obj: Rec, value: unknown) => void,
+  clone: (obj: Rec) => Rec,
+): FastEnrich =>
+(root, input) => {
+  if (root === input) root = clone(input);
+  write(root, value);
+  return root;
+};
 const ENRICH_RULE =
   (condition: CompiledCondition, writes: FastEnrich): FastEnrich => (root, input, nowMs) =>
     condition(input) ? writes(root, input, nowMs) : root;
@@ -301,6 +313,17 @@ const ROUTE = (
   }
   return count;
 };
+/** A rule whose port no other rule names: nothing to deduplicate. */
+const ROUTE_UNIQUE = (
+  condition: CompiledCondition | undefined,
+  port: number,
+  matched: Int32Array,
+): FastRoute =>
+(event, _seq, count) => {
+  if (condition !== undefined && !condition(event)) return count;
+  matched[count] = port;
+  return count + 1;
+};
 const ROUTE_THEN = (a: FastRoute, b: FastRoute): FastRoute => (event, seq, count) =>
   b(event, seq, a(event, seq, count));
 
@@ -318,7 +341,10 @@ function compileFastEnrich(enrichments: readonly Enrichment[]): FastEnrich | und
     for (let k = 0; k < rule.paths.length; k++) {
       const write = topLevelWriter(rule.paths[k]);
       if (write === undefined || rule.values[k].canFail) return undefined;
-      const step = specialize(ENRICH_KEY)(rule.values[k], write, clone);
+      const template = rule.values[k];
+      const step = template.constant
+        ? specialize(ENRICH_CONSTANT)(template.render(undefined, 0), write, clone)
+        : specialize(ENRICH_KEY)(template, write, clone);
       writes = writes === undefined ? step : specialize(ENRICH_THEN)(writes, step);
     }
     if (writes === undefined) continue;
@@ -328,6 +354,65 @@ function compileFastEnrich(enrichments: readonly Enrichment[]): FastEnrich | und
     all = all === undefined ? compiled : specialize(ENRICH_THEN)(all, compiled);
   }
   return all ?? ((root) => root);
+}
+
+/**
+ * The enrichment rules as one generated function (see `runtime/codegen.ts`):
+ * conditions inline, constants as literals, the copy and the writes as
+ * plain JavaScript. Same cases and semantics as {@linkcode compileFastEnrich};
+ * `undefined` where that has no fast path or code generation is unavailable.
+ */
+function generateEnrich(enrichments: readonly Enrichment[]): FastEnrich | undefined {
+  const code = new CodeBuilder();
+  let body = "";
+  for (const rule of enrichments) {
+    let writes = "";
+    for (let k = 0; k < rule.paths.length; k++) {
+      const template = rule.values[k];
+      if (topLevelWriter(rule.paths[k]) === undefined || template.canFail) return undefined;
+      const value = template.constant
+        ? code.literal(template.render(undefined, 0))
+        : `${code.bind(template)}.render(root, nowMs)`;
+      writes += `v = ${value};\nif (v !== undefined) {\n` +
+        `if (root === input) root = { ...input };\n` +
+        `root[${JSON.stringify(rule.paths[k][0])}] = v;\n}\n`;
+    }
+    if (writes === "") continue;
+    body += rule.condition === undefined
+      ? writes
+      : `if (${conditionCode(rule.condition, code, "input")}) {\n${writes}}\n`;
+  }
+  return code.compile<FastEnrich>(
+    `return function enrich(root, input, nowMs) {\n${code.declareTemps()}let v;\n${body}return root;\n};`,
+  );
+}
+
+/**
+ * The routing rules as one generated function writing the matched ports to
+ * `matched` (each port once, in rule order), or `undefined` without code
+ * generation or with too many ports for the bit set.
+ */
+function generateRoute(routes: readonly Route[], matched: Int32Array): FastRoute | undefined {
+  const perPort = new Map<number, number>();
+  for (const r of routes) perPort.set(r.port, (perPort.get(r.port) ?? 0) + 1);
+  const code = new CodeBuilder();
+  const out = code.bind(matched);
+  let body = "";
+  for (const r of routes) {
+    const test = r.condition === undefined ? "true" : conditionCode(r.condition, code, "event");
+    if (perPort.get(r.port) === 1) {
+      body += `if (${test}) ${out}[count++] = ${r.port};\n`;
+    } else {
+      // A port named by several rules: the first match only (a bit per port).
+      if (r.port > 30) return undefined;
+      const bit = 1 << r.port;
+      body +=
+        `if ((seen & ${bit}) === 0 && ${test}) { seen |= ${bit}; ${out}[count++] = ${r.port}; }\n`;
+    }
+  }
+  return code.compile<FastRoute>(
+    `return function route(event, _seq, count) {\n${code.declareTemps()}let seen = 0;\n${body}return count;\n};`,
+  );
 }
 
 /** One event between routing and emission, when some handler is asynchronous. */
@@ -358,13 +443,17 @@ class RouterActor implements Actor<unknown, Rec> {
     this.#clock = clock;
     this.#matched = new Int32Array(router.ports.length);
     this.#stamps = new Float64Array(router.ports.length);
-    this.#fastEnrich = compileFastEnrich(router.enrichments);
+    this.#fastEnrich = generateEnrich(router.enrichments) ?? compileFastEnrich(router.enrichments);
     let route: FastRoute = (_event, _seq, count) => count;
+    const rulesPerPort = new Map<number, number>();
+    for (const r of router.routes) rulesPerPort.set(r.port, (rulesPerPort.get(r.port) ?? 0) + 1);
     router.routes.forEach((r, i) => {
-      const step = specialize(ROUTE)(r.condition, r.port, this.#stamps, this.#matched);
+      const step = rulesPerPort.get(r.port) === 1
+        ? specialize(ROUTE_UNIQUE)(r.condition, r.port, this.#matched)
+        : specialize(ROUTE)(r.condition, r.port, this.#stamps, this.#matched);
       route = i === 0 ? step : specialize(ROUTE_THEN)(route, step);
     });
-    this.#fastRoute = route;
+    this.#fastRoute = generateRoute(router.routes, this.#matched) ?? route;
   }
 
   handle(batch: unknown[], ctx: ActorContext<Rec>): void | Promise<void> {
@@ -406,7 +495,8 @@ class RouterActor implements Actor<unknown, Rec> {
         ctx.deadLetter(input, error, this.#context(event, error));
         continue;
       }
-      if (count === 0) ctx.emit(event, UNMATCHED_PORT);
+      if (count === 1) ctx.emit(event, ports[matched[0]]);
+      else if (count === 0) ctx.emit(event, UNMATCHED_PORT);
       else for (let k = 0; k < count; k++) ctx.emit(event, ports[matched[k]]);
     }
   }
