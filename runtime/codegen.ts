@@ -18,6 +18,21 @@
 
 let available = true;
 
+type Factory = (
+  bindings: readonly unknown[],
+  objectPrototype: object,
+  getPrototypeOf: (o: unknown) => unknown,
+  hasOwn: (key: PropertyKey) => boolean,
+) => unknown;
+
+/**
+ * Compiled sources, reused: nodes built again from the same config (every
+ * restart, every new workflow in the process) run code the engine has
+ * already optimized, and their call sites keep one target.
+ */
+const factories = new Map<string, Factory>();
+const MAX_FACTORIES = 1000;
+
 /**
  * The source of a getter function named `name` for `segments`: the same
  * semantics as `compilePath` (own properties only, `undefined` when missing).
@@ -107,7 +122,7 @@ export class CodeBuilder {
   bind(value: unknown): string {
     let index = this.#bindings.indexOf(value);
     if (index < 0) index = this.#bindings.push(value) - 1;
-    return `B[${index}]`;
+    return `b${index}`;
   }
 
   /**
@@ -141,18 +156,26 @@ export class CodeBuilder {
    */
   compile<F>(body: string): F | undefined {
     if (!available) return undefined;
-    const source = `"use strict";\nconst B = bindings;\n` + this.#getterSource + body;
-    try {
-      return new Function("bindings", "OP", "getPrototypeOf", "hasOwn", source)(
-        this.#bindings,
-        Object.prototype,
-        Object.getPrototypeOf,
-        Object.prototype.hasOwnProperty,
-      ) as F;
-    } catch (error) {
-      if (error instanceof SyntaxError) throw error; // a bug in the generator
-      available = false;
-      return undefined;
+    // Each binding a constant of its own: calls through it have one target.
+    const constants = this.#bindings.map((_, i) => `const b${i} = bindings[${i}];\n`).join("");
+    const source = `"use strict";\n${constants}${this.#getterSource}${body}`;
+    let factory = factories.get(source);
+    if (factory === undefined) {
+      try {
+        factory = new Function("bindings", "OP", "getPrototypeOf", "hasOwn", source) as Factory;
+      } catch (error) {
+        if (error instanceof SyntaxError) throw error; // a bug in the generator
+        available = false;
+        return undefined;
+      }
+      if (factories.size >= MAX_FACTORIES) factories.clear();
+      factories.set(source, factory);
     }
+    return factory(
+      this.#bindings,
+      Object.prototype,
+      Object.getPrototypeOf,
+      Object.prototype.hasOwnProperty,
+    ) as F;
   }
 }

@@ -69,14 +69,22 @@ function child(obj: unknown, key: string): unknown {
 }
 
 /**
+ * Compiled getters by path, reused: a node built again from the same config
+ * (a restart, a new workflow in the same process) calls the getter it called
+ * before, so its call sites keep one target and stay optimized.
+ */
+const getters = new Map<string, PathGetter>();
+const MAX_GETTERS = 10_000;
+
+/**
  * Compiles a dot path once into a getter that is fast to call per event.
  *
  * The getter is generated code with the keys as constants (`o["data"]`), so
- * each compiled path gets its own inline caches: reading the same fields of
- * events of the same shape becomes a few machine loads, where a shared
- * getter with the key in a variable would do a generic (megamorphic) lookup
- * per segment. Where code generation is disabled, an equivalent closure is
- * used.
+ * each path gets its own inline caches: reading the same fields of events of
+ * the same shape becomes a few machine loads, where a shared getter with the
+ * key in a variable would do a generic (megamorphic) lookup per segment. It
+ * is compiled once per path and process, and returned again for the same
+ * path. Where code generation is disabled, an equivalent closure is used.
  *
  * @param path A dot path such as `data.value`.
  * @returns A function reading the path from an object, `undefined` when any
@@ -92,8 +100,14 @@ function child(obj: unknown, key: string): unknown {
  * ```
  */
 export function compilePath(path: string): PathGetter {
-  const segments = parsePath(path);
-  return generatedGetter(segments) ?? closureGetter(segments);
+  let getter = getters.get(path);
+  if (getter === undefined) {
+    const segments = parsePath(path);
+    getter = generatedGetter(segments) ?? closureGetter(segments);
+    if (getters.size >= MAX_GETTERS) getters.clear();
+    getters.set(path, getter);
+  }
+  return getter;
 }
 
 /** Whether `new Function` works here (it does not under some embedders' policies). */

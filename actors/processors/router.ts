@@ -370,12 +370,21 @@ function generateEnrich(enrichments: readonly Enrichment[]): FastEnrich | undefi
     for (let k = 0; k < rule.paths.length; k++) {
       const template = rule.values[k];
       if (topLevelWriter(rule.paths[k]) === undefined || template.canFail) return undefined;
-      const value = template.constant
-        ? code.literal(template.render(undefined, 0))
+      const key = rule.paths[k][0];
+      // Write paths never name __proto__ (compileWritePath); in a literal it would set the prototype.
+      if (key === "__proto__") return undefined;
+      const constant = template.constant ? template.render(undefined, 0) : undefined;
+      const value = constant !== undefined
+        ? code.literal(constant)
         : `${code.bind(template)}.render(root, nowMs)`;
-      writes += `v = ${value};\nif (v !== undefined) {\n` +
-        `if (root === input) root = { ...input };\n` +
-        `root[${JSON.stringify(rule.paths[k][0])}] = v;\n}\n`;
+      // The copy is made with the new key in its literal, so the engine
+      // allocates room for it at once (a copy and a later store would grow
+      // the object's property storage).
+      const write = `if (root === input) root = { ...input, ${JSON.stringify(key)}: v };\n` +
+        `else root[${JSON.stringify(key)}] = v;\n`;
+      writes += constant !== undefined
+        ? `v = ${value};\n${write}`
+        : `v = ${value};\nif (v !== undefined) {\n${write}}\n`;
     }
     if (writes === "") continue;
     body += rule.condition === undefined

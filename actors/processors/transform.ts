@@ -53,6 +53,7 @@
  */
 import type { Actor, ActorContext } from "../../runtime/actor.ts";
 import type { Clock } from "../../runtime/clock.ts";
+import { CodeBuilder } from "../../runtime/codegen.ts";
 import { ConfigError, type ConfigIssue, errorMessage } from "../../runtime/errors.ts";
 import type { NodeDef } from "../../runtime/flow.ts";
 import { compilePath, type PathGetter, specialize } from "../../runtime/path.ts";
@@ -1235,6 +1236,59 @@ function compileFast(steps: readonly Step[]): FastPipeline | undefined {
   return pipeline ?? ((root) => root);
 }
 
+/**
+ * The same pipeline as {@linkcode compileFast}, as one generated function
+ * (see `runtime/codegen.ts`): getters, the copy and the writes inline, each
+ * step in a `try` that turns its failures into the step's TransformError.
+ * `undefined` in the same cases as `compileFast`, or without code generation.
+ */
+function generateFast(steps: readonly Step[]): FastPipeline | undefined {
+  const code = new CodeBuilder();
+  const wrap = code.bind(asTransformError);
+  let body = "";
+  for (const step of steps) {
+    if ((step.target as WritePath)[WRITER] === undefined || step.target.length !== 1) {
+      return undefined;
+    }
+    const self = code.bind(step);
+    const write = `if (root === input) root = { ...input };\nroot[${
+      JSON.stringify(step.target[0])
+    }] = v;\n`;
+    const compute = VALUE_OPS[step.code];
+    let statements: string;
+    if (compute !== undefined) {
+      const missing = step.required
+        ? `throw ${self}.fail(v === undefined ? "the field is missing" : "the field is null");\n`
+        : "";
+      statements = `v = ${code.getter(step.source)}(root);\n` +
+        `if (v === undefined || v === null) {\n${missing}} else {\n` +
+        `v = ${code.bind(compute)}(${self}, v);\n${write}}\n`;
+    } else if (step.code === OP_COPY) {
+      const missing = step.required ? `throw ${self}.fail("the field is missing");\n` : "";
+      statements = `v = ${code.getter(step.source)}(root);\n` +
+        `if (v === undefined) {\n${missing}} else {\n${write}}\n`;
+    } else if (step.code === OP_SET) {
+      const template = step.template!;
+      const value = template.constant
+        ? code.literal(template.render(undefined, 0))
+        : `${code.bind(template)}.render(root, nowMs)`;
+      statements = `v = ${value};\nif (v !== undefined) {\n${write}}\n`;
+    } else if (step.code === OP_DEFAULT) {
+      statements = `v = ${code.getter(step.source)}(root);\n` +
+        `if (v === undefined || v === null) {\n` +
+        `v = ${code.bind(step.template!)}.render(root, nowMs);\n` +
+        `if (v !== undefined) {\n${write}}\n` +
+        `} else ${step.inPlace ? "{}" : `{\n${write}}`}\n`;
+    } else {
+      return undefined;
+    }
+    body += `try {\n${statements}} catch (error) {\nthrow ${wrap}(${self}, error);\n}\n`;
+  }
+  return code.compile<FastPipeline>(
+    `return function transform(root, input, nowMs) {\nlet v;\n${body}return root;\n};`,
+  );
+}
+
 class Pipeline implements TransformPipeline {
   readonly size: number;
   readonly async: boolean;
@@ -1261,7 +1315,7 @@ class Pipeline implements TransformPipeline {
     stages.push({ sync, hash: undefined });
     this.#stages = stages;
     this.async = stages.length > 1;
-    this.#fast = this.async ? undefined : compileFast(steps);
+    this.#fast = this.async ? undefined : generateFast(steps) ?? compileFast(steps);
   }
 
   transformSync(event: Record<string, unknown>, nowMs: number): Record<string, unknown> {
