@@ -472,11 +472,11 @@ class RouterActor implements Actor<unknown, Rec> {
     if (this.#router.anyAsync) return this.#handleAsync(batch, ctx, nowMs);
     const enrich = this.#fastEnrich;
     if (enrich === undefined) return this.#handleWithDraft(batch, ctx, nowMs);
+    if (this.#router.handlers.size === 0) return this.#handleFast(batch, ctx, enrich, nowMs);
     const draft = this.#draft;
     const ports = this.#router.ports;
     const matched = this.#matched;
     const route = this.#fastRoute;
-    const hasHandlers = this.#router.handlers.size > 0;
     for (let i = 0; i < batch.length; i++) {
       const input = batch[i];
       if (!isRecord(input)) {
@@ -490,7 +490,7 @@ class RouterActor implements Actor<unknown, Rec> {
       try {
         event = enrich(input, input, nowMs);
         count = route(event, ++this.#seq, 0);
-        const pipeline = hasHandlers ? this.#handler(event) : undefined;
+        const pipeline = this.#handler(event);
         if (pipeline !== undefined) {
           // `event` is already a private copy when enrichment wrote.
           draft.reset(event, input);
@@ -508,6 +508,50 @@ class RouterActor implements Actor<unknown, Rec> {
       else if (count === 0) ctx.emit(event, UNMATCHED_PORT);
       else for (let k = 0; k < count; k++) ctx.emit(event, ports[matched[k]]);
     }
+  }
+
+  /**
+   * The common case, kept lean because it runs per event: compiled
+   * enrichment and routing, no handlers.
+   */
+  #handleFast(
+    batch: unknown[],
+    ctx: ActorContext<Rec>,
+    enrich: FastEnrich,
+    nowMs: number,
+  ): void {
+    const ports = this.#router.ports;
+    const matched = this.#matched;
+    const route = this.#fastRoute;
+    const n = batch.length;
+    let seq = this.#seq;
+    let i = 0;
+    // One `try` around the loop, re-entered after a failure: the loop body
+    // itself stays free of exception handling.
+    while (i < n) {
+      try {
+        for (; i < n; i++) {
+          const input = batch[i];
+          if (typeof input !== "object" || input === null || Array.isArray(input)) {
+            ctx.deadLetter(
+              input,
+              new TypeError(`expected an event object, found ${typeof input}`),
+            );
+            continue;
+          }
+          const event = enrich(input as Rec, input as Rec, nowMs);
+          const count = route(event, ++seq, 0);
+          if (count === 1) ctx.emit(event, ports[matched[0]]);
+          else if (count === 0) ctx.emit(event, UNMATCHED_PORT);
+          else for (let k = 0; k < count; k++) ctx.emit(event, ports[matched[k]]);
+        }
+      } catch (error) {
+        // Enrichment and routing come before any emit: the event emitted nothing.
+        const input = batch[i++];
+        ctx.deadLetter(input, error, this.#context(input as Rec, error));
+      }
+    }
+    this.#seq = seq;
   }
 
   /** The general path: enrichment writes nested fields or uses templates that can fail. */

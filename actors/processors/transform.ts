@@ -1827,23 +1827,27 @@ class EventTransformActor implements Actor<unknown, Record<string, unknown>> {
     if (pipeline.async) return this.#handleAsync(batch, ctx);
     // One clock reading per batch, for `${now}`.
     const nowMs = this.#clock.now();
-    for (let i = 0; i < batch.length; i++) {
-      const event = batch[i];
-      if (!isRecord(event)) {
-        ctx.deadLetter(
-          event,
-          new TypeError(`expected an event object, found ${describeValue(event)}`),
-        );
-        continue;
-      }
-      let out;
+    const n = batch.length;
+    let i = 0;
+    // One `try` around the loop, re-entered after a failure: the loop body
+    // itself stays free of exception handling.
+    while (i < n) {
       try {
-        out = pipeline.transformSync(event, nowMs);
+        for (; i < n; i++) {
+          const event = batch[i];
+          if (typeof event !== "object" || event === null || Array.isArray(event)) {
+            ctx.deadLetter(
+              event,
+              new TypeError(`expected an event object, found ${describeValue(event)}`),
+            );
+            continue;
+          }
+          ctx.emit(pipeline.transformSync(event as Record<string, unknown>, nowMs));
+        }
       } catch (error) {
-        ctx.deadLetter(event, error, deadLetterContext(error));
-        continue;
+        // The pipeline fails before the emit: the event emitted nothing.
+        ctx.deadLetter(batch[i++], error, deadLetterContext(error));
       }
-      ctx.emit(out);
     }
   }
 
