@@ -931,6 +931,23 @@ class Cell {
   }
 
   #emitOther(message: unknown, port: string): void {
+    // Nodes have few ports: a scan by identity (port names are usually the
+    // same string constants) beats hashing the name per message.
+    const ports = this.#otherPorts;
+    const scan = ports.length < 8 ? ports.length : 8;
+    let slot = -1;
+    for (let k = 0; k < scan; k++) {
+      if (ports[k] === port) {
+        slot = k;
+        break;
+      }
+    }
+    if (slot < 0) slot = this.#otherSlot(port);
+    this.#otherBuffers[slot].push(message);
+    this.#otherLog.push(slot);
+  }
+
+  #otherSlot(port: string): number {
     let slot = this.#otherSlots.get(port);
     if (slot === undefined) {
       slot = this.#otherPorts.length;
@@ -938,8 +955,7 @@ class Cell {
       this.#otherPorts.push(port);
       this.#otherBuffers.push([]);
     }
-    this.#otherBuffers[slot].push(message);
-    this.#otherLog.push(slot);
+    return slot;
   }
 
   /**
