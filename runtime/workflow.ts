@@ -747,6 +747,10 @@ class Cell {
   #inFlight = 0;
   /** Between a failure and the supervisor's decision (busy for the virtual clock). */
   #recovering = false;
+  /** The run loop is parked waiting for messages: a sender may hand a batch over directly. */
+  #idle = false;
+  /** A batch handed over directly whose handling went asynchronous; the run loop finishes it. */
+  #handover: Promise<void> | undefined;
   #wf: CellHost;
   #node: ResolvedNode;
   #log: Logger;
@@ -1021,8 +1025,15 @@ class Cell {
     return pending.length === 1 ? pending[0] : Promise.all(pending).then(() => {});
   }
 
-  /** Takes `messages` (the array is handed over, never reused by the sender). */
+  /**
+   * Takes `messages` (the array is handed over, never reused by the sender).
+   * When this node is idle (its mailbox empty, its loop parked), the batch
+   * is handled at once, on the sender's stack, exactly as the loop would
+   * handle it next: no queueing and no wake-up per batch, so a chain of idle
+   * nodes passes small batches as cheaply as large ones.
+   */
   accept(messages: unknown[], from: string): Promise<void> | undefined {
+    if (this.#idle && this.#canTakeDirectly(messages.length)) return this.#direct(messages);
     if (this.#dead || this.#wf.hardStopped) {
       for (let i = 0; i < messages.length; i++) {
         const message = messages[i];
@@ -1037,6 +1048,43 @@ class Cell {
       return undefined;
     }
     return this.mailbox!.hand(messages);
+  }
+
+  #canTakeDirectly(count: number): boolean {
+    const box = this.mailbox!;
+    // A batch the loop would take in one go: no larger than its batch size or the capacity.
+    return count <= this.#node.mailbox.batch_size && count <= box.capacity &&
+      this.#handover === undefined && !this.#restartRequested && !this.#dead &&
+      this.#tasks.length === 0 && box.depth === 0 && box.pendingMarkers === 0 && !box.closed &&
+      !this.#wf.hardStopped;
+  }
+
+  #direct(batch: unknown[]): Promise<void> | undefined {
+    // Not idle until this batch is done: re-entrant sends queue in the mailbox.
+    this.#idle = false;
+    this.metrics.messagesIn += batch.length;
+    this.#inFlight = batch.length;
+    let processing: Promise<void> | undefined;
+    try {
+      processing = this.#process(batch);
+    } catch (error) {
+      processing = Promise.reject(error);
+    }
+    if (processing !== undefined) {
+      // Asynchronous, or a message failed: the loop finishes it, with the
+      // usual failure handling, before anything else.
+      this.#handover = processing;
+      processing.catch(() => {}); // the loop awaits it; no unhandled rejection meanwhile
+      this.mailbox!.interrupt();
+      return undefined;
+    }
+    this.#inFlight = 0;
+    this.#batchAttempts = 0;
+    this.#failedAttempts = 0;
+    const pending = this.flush();
+    // Still parked; while its output is blocked, senders queue instead.
+    if (pending === undefined) this.#idle = true;
+    return pending;
   }
 
   /** Undoes what a failed handler attempt emitted since the marks were taken. */
@@ -1317,10 +1365,27 @@ class Cell {
           await this.#startIncarnation();
           started = true;
         }
-        if (retry === undefined && this.#tasks.length === 0) {
+        if (retry === undefined && this.#tasks.length === 0 && this.#handover === undefined) {
           const wait = box.ready();
-          if (wait) await wait;
-          if (this.#restartRequested) continue;
+          if (wait) {
+            this.#idle = true;
+            try {
+              await wait;
+            } finally {
+              this.#idle = false;
+            }
+          }
+          if (this.#restartRequested && this.#handover === undefined) continue;
+        }
+        const handover = this.#handover;
+        if (handover !== undefined) {
+          this.#handover = undefined;
+          await handover;
+          this.#inFlight = 0;
+          this.#batchAttempts = 0;
+          this.#failedAttempts = 0;
+          const p = this.flush();
+          if (p) await p;
         }
         const failure = box.takeFailure();
         if (failure) throw new BatchCrash(failure, []);
