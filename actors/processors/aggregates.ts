@@ -700,6 +700,37 @@ export class Accumulator {
   }
 
   /**
+   * Folds in one event when the plan needs neither event times nor distinct
+   * values (no `first`, `last` or `distinct_count`): the same as
+   * {@linkcode Accumulator.add} without the arguments that plan ignores.
+   *
+   * @param value The event's value-field value.
+   * @throws {TypeError} When the plan needs times or distinct values.
+   * @example Summing values
+   * ```ts
+   * import { Accumulator, createAggregationPlan } from "./aggregates.ts";
+   * const acc = new Accumulator(createAggregationPlan(["count", "sum"]));
+   * acc.addValue(2);
+   * acc.addValue("not a number");
+   * console.assert(acc.count === 2 && acc.result(1000).sum === 2);
+   * ```
+   */
+  addValue(value: unknown): void {
+    const plan = this.plan;
+    if (plan.firstLast || this.#distinct !== null) {
+      throw new TypeError("this plan needs event times or distinct values: use add()");
+    }
+    this.#count++;
+    if (plan.numeric && typeof value === "number" && value - value === 0) {
+      this.#numericCount++;
+      this.#sum += value;
+      if (value < this.#min) this.#min = value;
+      if (value > this.#max) this.#max = value;
+      if (this.#sketch !== null) this.#sketch.add(value);
+    }
+  }
+
+  /**
    * Folds another accumulator's events into this one, as if they had been
    * added here (used when session windows merge). `other` is left unchanged
    * but should be discarded.

@@ -10,7 +10,7 @@ import type { NodeDef } from "../../runtime/flow.ts";
 import { compilePath, type PathGetter } from "../../runtime/path.ts";
 import type { NodeSpec } from "../../runtime/registry.ts";
 import { s, type Schema } from "../../runtime/schema.ts";
-import { detectTimeUnit, fromMs, parseTimestampMs, type TimeUnit } from "../../runtime/time.ts";
+import { detectTimeUnit, fromMs, type TimeUnit } from "../../runtime/time.ts";
 import { AGGREGATION_NAMES, type AggregationName } from "./aggregates.ts";
 import { WindowEngine, type WindowRecord, type WindowType } from "./window_engine.ts";
 
@@ -199,24 +199,22 @@ class WindowActor implements Actor {
     const now = ctx.clock.now();
     if (this.#time) {
       const time = this.#time;
-      for (let i = 0; i < batch.length; i++) {
-        const event = batch[i];
-        const raw = time(event);
-        const ms = parseTimestampMs(raw);
-        if (ms === undefined) {
-          ctx.deadLetter(
-            event,
-            new TypeError(
-              `time_field "${this.#config.time_field}" is ${
-                raw === undefined ? "missing" : `not a timestamp (${JSON.stringify(raw)})`
-              }`,
-            ),
-          );
-          continue;
-        }
-        this.#unit ??= detectTimeUnit(raw);
-        if (!engine.add(event, ms)) this.#late(event, ms, ctx);
+      // Output bounds use the unit of the first event with a usable time.
+      for (let i = 0; this.#unit === undefined && i < batch.length; i++) {
+        this.#unit = detectTimeUnit(time(batch[i]));
       }
+      engine.addBatch(batch, time, (event, ms) => {
+        if (ms !== undefined) return this.#late(event, ms, ctx);
+        const raw = time(event);
+        ctx.deadLetter(
+          event,
+          new TypeError(
+            `time_field "${this.#config.time_field}" is ${
+              raw === undefined ? "missing" : `not a timestamp (${JSON.stringify(raw)})`
+            }`,
+          ),
+        );
+      });
       this.#lastEventAt = now;
       this.#watermarkAtLastEvent = engine.watermark;
     } else {

@@ -8,6 +8,7 @@
  */
 
 import { compilePath, type PathGetter } from "../../runtime/path.ts";
+import { parseTimestampMs } from "../../runtime/time.ts";
 import {
   Accumulator,
   type AggregationName,
@@ -381,6 +382,87 @@ export class WindowEngine {
     const candidate = t - this.#grace;
     if (candidate > this.#watermark) this.#watermark = candidate;
     return assigned;
+  }
+
+  /**
+   * Adds a batch of events in order, each at the time `timeOf` reads from
+   * it: the same as {@linkcode add} per event, in one loop that keeps times
+   * and the watermark in local variables (the per-event path of a node).
+   *
+   * @param events The events.
+   * @param timeOf Reads an event's raw time (epoch seconds or milliseconds,
+   * ISO 8601 or `Date`; see `parseTimestampMs`).
+   * @param refused Called with each event that has no usable time (`ms`
+   * undefined) or is late (with its time), in order; the watermark is up to
+   * date when it is called.
+   * @example Adding a batch
+   * ```ts
+   * import { WindowEngine } from "./window_engine.ts";
+   * const engine = new WindowEngine({
+   *   type: "tumbling", sizeMs: 1000, graceMs: 0, groupBy: [], aggregations: ["count"],
+   * });
+   * const refused: unknown[] = [];
+   * engine.addBatch([{ t: 2.5 }, { t: "x" }, { t: 1.5 }], (e) => (e as { t: unknown }).t, (e) => {
+   *   refused.push(e);
+   * });
+   * console.assert(refused.length === 2 && engine.watermark === 2500);
+   * ```
+   */
+  addBatch(
+    events: readonly unknown[],
+    timeOf: (event: unknown) => unknown,
+    refused: (event: unknown, ms: number | undefined) => void,
+  ): void {
+    const n = events.length;
+    if (!this.#tumbling || this.#getters.length > 0) {
+      for (let i = 0; i < n; i++) {
+        const event = events[i];
+        const ms = parseTimestampMs(timeOf(event));
+        if (ms === undefined || !this.add(event, ms)) refused(event, ms);
+      }
+      return;
+    }
+    // Tumbling windows of one group: the common case, written out.
+    const size = this.#size;
+    const grace = this.#grace;
+    const plain = !this.#plan.firstLast && !this.#plan.distinct;
+    const valueOf = this.#valueGetter;
+    let watermark = this.#watermark;
+    let w: OpenWindow | null = null;
+    for (let i = 0; i < n; i++) {
+      const event = events[i];
+      const ms = parseTimestampMs(timeOf(event));
+      if (ms === undefined) {
+        this.#watermark = watermark;
+        refused(event, undefined);
+        continue;
+      }
+      const start = Math.floor(ms / size) * size;
+      if (start + size <= watermark) {
+        this.#watermark = watermark;
+        refused(event, ms);
+        continue;
+      }
+      if (w === null || w.start !== start || w.removed) {
+        const group = this.#groupOf(event);
+        w = group.last;
+        if (w === null || w.start !== start || w.removed) {
+          w = group.windows.get(start) ?? this.#open(group, start, start + size);
+          group.last = w;
+        }
+      }
+      const value = valueOf === null ? undefined : valueOf(event);
+      if (plain) {
+        w.acc.addValue(value);
+        this.#arrival++;
+      } else {
+        const distinct = this.#distinctGetter === null ? undefined : this.#distinctGetter(event);
+        w.acc.add(ms, value, distinct, this.#arrival++);
+      }
+      const candidate = ms - grace;
+      if (candidate > watermark) watermark = candidate;
+    }
+    this.#watermark = watermark;
   }
 
   /**
