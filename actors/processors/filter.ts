@@ -76,21 +76,24 @@ class EventFilterActor implements Actor {
     // Unconnected, `rejected` delivers nowhere: the events are only counted,
     // here, which spares the runtime queueing each one for nothing.
     const toRejected = ctx.connectedPorts.has("rejected");
+    const n = batch.length;
     let rejected = 0;
-    for (let i = 0; i < batch.length; i++) {
-      const event = batch[i];
-      let pass: boolean;
+    let i = 0;
+    // One `try` around the loop, re-entered after a failure: the loop body
+    // itself stays free of exception handling.
+    while (i < n) {
       try {
-        pass = keep(event);
+        for (; i < n; i++) {
+          const event = batch[i];
+          if (keep(event)) ctx.emit(event);
+          else if (toRejected) ctx.emit(event, "rejected");
+          else rejected++;
+        }
       } catch (error) {
         // Compiled conditions do not throw on JSON-like events; an exotic
         // value (a throwing getter, a proxy) must not take the batch down.
-        ctx.deadLetter(event, error);
-        continue;
+        ctx.deadLetter(batch[i++], error);
       }
-      if (pass) ctx.emit(event);
-      else if (toRejected) ctx.emit(event, "rejected");
-      else rejected++;
     }
     if (rejected > 0) {
       // The counters the runtime keeps for emitted messages (see the module docs).
