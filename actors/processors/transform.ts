@@ -1282,10 +1282,12 @@ function generateFast(steps: readonly Step[]): FastPipeline | undefined {
     } else {
       return undefined;
     }
-    body += `try {\n${statements}} catch (error) {\nthrow ${wrap}(${self}, error);\n}\n`;
+    body += `step = ${self};\n${statements}`;
   }
+  // One `try` for every step; `step` names the one that failed.
   return code.compile<FastPipeline>(
-    `return function transform(root, input, nowMs) {\nlet v;\n${body}return root;\n};`,
+    `return function transform(root, input, nowMs) {\nlet v, step;\ntry {\n${body}} catch (error) {\n` +
+      `throw ${wrap}(step, error);\n}\nreturn root;\n};`,
   );
 }
 
