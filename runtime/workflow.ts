@@ -765,17 +765,26 @@ class Cell {
   #incarnation: AbortController | undefined;
   #timers = new Set<TimerId>();
   #tasks: (() => void | Promise<void>)[] = [];
-  /** Messages emitted on `out` since the last flush: the first `#outCount` slots. */
-  #outMain: unknown[] = [];
+  /**
+   * Messages emitted on `out` since the last flush: the first `#outCount`
+   * slots. Handed over at each flush and replaced by an array sized like the
+   * last one: filling a preallocated array costs a store per message, where
+   * growing one copies it again and again.
+   */
+  #outMain: unknown[] = new Array(16);
   #outCount = 0;
   /** The targets of `out` (empty when unconnected). */
   #mainTargets: Cell[] = [];
   /** Ports other than `out`, by slot: emitted messages, names and targets. */
   #otherSlots = new Map<string, number>();
   #otherBuffers: unknown[][] = [];
+  /** Messages emitted per slot since the last flush (nothing is kept for unconnected ports). */
+  #otherCounts: number[] = [];
+  #otherConnected: boolean[] = [];
   #otherPorts: string[] = [];
-  /** Slots of the messages emitted on ports other than `out`, in order, for rollback. */
+  /** Slots of the messages emitted on ports other than `out`, in order, for rollback: the first `#otherLogCount`. */
   #otherLog: number[] = [];
+  #otherLogCount = 0;
   #held: { barrier: number; checkpoint: Checkpoint }[] = [];
   #restartRequested = false;
   #failedAttempts = 0;
@@ -947,8 +956,9 @@ class Cell {
       }
     }
     if (slot < 0) slot = this.#otherSlot(port);
-    this.#otherBuffers[slot].push(message);
-    this.#otherLog.push(slot);
+    const count = this.#otherCounts[slot]++;
+    if (this.#otherConnected[slot]) this.#otherBuffers[slot][count] = message;
+    this.#otherLog[this.#otherLogCount++] = slot;
   }
 
   #otherSlot(port: string): number {
@@ -957,7 +967,9 @@ class Cell {
       slot = this.#otherPorts.length;
       this.#otherSlots.set(port, slot);
       this.#otherPorts.push(port);
-      this.#otherBuffers.push([]);
+      this.#otherBuffers.push(new Array(16));
+      this.#otherCounts.push(0);
+      this.#otherConnected.push(this.#edges.has(port));
     }
     return slot;
   }
@@ -974,29 +986,35 @@ class Cell {
       const messages = this.#outMain;
       const count = this.#outCount;
       this.#outCount = 0;
-      // A rolled-back message may have left a stale slot past the count.
-      if (messages.length !== count) messages.length = count;
       const targets = this.#mainTargets;
-      // Unconnected, the array is kept for the next batch.
-      if (targets.length > 0) this.#outMain = [];
-      const p = this.#deliver("out", messages, targets);
-      if (p) (pending ??= []).push(p);
+      if (targets.length > 0) {
+        // Exactly the emitted messages (the array was preallocated).
+        messages.length = count;
+        this.#outMain = new Array(count < 16 ? 16 : count);
+        const p = this.#deliver("out", messages, count, targets);
+        if (p) (pending ??= []).push(p);
+      } else {
+        // Unconnected: counted only; the array is kept for the next batch.
+        this.#deliver("out", messages, count, undefined);
+      }
     }
-    if (this.#otherLog.length > 0) {
-      this.#otherLog.length = 0;
+    if (this.#otherLogCount > 0) {
+      this.#otherLogCount = 0;
       const buffers = this.#otherBuffers;
+      const counts = this.#otherCounts;
       for (let slot = 0; slot < buffers.length; slot++) {
-        const messages = buffers[slot];
-        if (messages.length === 0) continue;
+        const count = counts[slot];
+        if (count === 0) continue;
+        counts[slot] = 0;
         const port = this.#otherPorts[slot];
-        const targets = this.#edges.get(port);
-        if (targets === undefined) {
-          this.#deliver(port, messages, undefined);
-          messages.length = 0;
+        if (!this.#otherConnected[slot]) {
+          this.#deliver(port, [], count, undefined);
           continue;
         }
-        buffers[slot] = [];
-        const p = this.#deliver(port, messages, targets);
+        const messages = buffers[slot];
+        messages.length = count;
+        buffers[slot] = new Array(count < 16 ? 16 : count);
+        const p = this.#deliver(port, messages, count, this.#edges.get(port));
         if (p) (pending ??= []).push(p);
       }
     }
@@ -1007,10 +1025,10 @@ class Cell {
   #deliver(
     port: string,
     messages: unknown[],
+    count: number,
     targets: readonly Cell[] | undefined,
   ): Promise<void> | undefined {
     const m = this.metrics;
-    const count = messages.length;
     m.messagesOut += count;
     m.outByPort.set(port, (m.outByPort.get(port) ?? 0) + count);
     m.lastActivity = this.#wf.clock.now();
@@ -1090,8 +1108,8 @@ class Cell {
   /** Undoes what a failed handler attempt emitted since the marks were taken. */
   #rollback(mainLength: number, otherLength: number): void {
     this.#outCount = mainLength;
-    while (this.#otherLog.length > otherLength) {
-      this.#otherBuffers[this.#otherLog.pop()!].pop();
+    while (this.#otherLogCount > otherLength) {
+      this.#otherCounts[this.#otherLog[--this.#otherLogCount]]--;
     }
   }
 
@@ -1501,7 +1519,7 @@ class Cell {
     if (actor.handleMessage) return this.#handleFrom(batch, 0);
     if (!actor.handle) return undefined;
     const mainLength = this.#outCount;
-    const otherLength = this.#otherLog.length;
+    const otherLength = this.#otherLogCount;
     let r;
     try {
       r = actor.handle(batch, this.#ctx!);
@@ -1523,7 +1541,7 @@ class Cell {
     const ctx = this.#ctx!;
     for (let i = start; i < batch.length; i++) {
       const mainLength = this.#outCount;
-      const otherLength = this.#otherLog.length;
+      const otherLength = this.#otherLogCount;
       let r;
       try {
         r = actor.handleMessage!(batch[i], ctx);
@@ -1579,7 +1597,7 @@ class Cell {
     if (batch.length === 1) return await this.#retryMessage(batch[0], error);
     for (const message of batch) {
       const main = this.#outCount;
-      const other = this.#otherLog.length;
+      const other = this.#otherLogCount;
       try {
         const r = actor.handle!([message], ctx);
         if (r !== undefined) await r;
@@ -1640,7 +1658,7 @@ class Cell {
     let lastError = firstError;
     for (let attempt = 1; attempt <= this.supervision.maxMessageRetries; attempt++) {
       const mainLength = this.#outCount;
-      const otherLength = this.#otherLog.length;
+      const otherLength = this.#otherLogCount;
       try {
         if (actor.map) {
           const r = await actor.map(message, ctx);
