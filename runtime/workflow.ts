@@ -893,6 +893,10 @@ class Cell {
         if (port === undefined || port === "out") this.#outMain[this.#outCount++] = message;
         else this.#emitOther(message, port);
       },
+      emitMany: (messages: unknown[], port?: string) => {
+        if (port === undefined || port === "out") this.#emitManyMain(messages);
+        else this.#emitManyOther(messages, port);
+      },
       flush: this.kind === "source" ? () => this.#flushSource() : () => this.flush(),
       deadLetter: (message, error, context) => {
         this.metrics.deadLettered++;
@@ -959,6 +963,41 @@ class Cell {
     const count = this.#otherCounts[slot]++;
     if (this.#otherConnected[slot]) this.#otherBuffers[slot][count] = message;
     this.#otherLog[this.#otherLogCount++] = slot;
+  }
+
+  #emitManyMain(messages: unknown[]): void {
+    const n = messages.length;
+    if (this.#outCount === 0) {
+      // Taken as it is: it becomes the next chunk.
+      this.#outMain = messages;
+      this.#outCount = n;
+      return;
+    }
+    const out = this.#outMain;
+    let count = this.#outCount;
+    for (let i = 0; i < n; i++) out[count++] = messages[i];
+    this.#outCount = count;
+  }
+
+  #emitManyOther(messages: unknown[], port: string): void {
+    const n = messages.length;
+    if (n === 0) return;
+    let slot = this.#otherSlots.get(port);
+    if (slot === undefined) slot = this.#otherSlot(port);
+    const count = this.#otherCounts[slot];
+    if (this.#otherConnected[slot]) {
+      if (count === 0) {
+        this.#otherBuffers[slot] = messages;
+      } else {
+        const out = this.#otherBuffers[slot];
+        for (let i = 0; i < n; i++) out[count + i] = messages[i];
+      }
+    }
+    this.#otherCounts[slot] = count + n;
+    const log = this.#otherLog;
+    let logCount = this.#otherLogCount;
+    for (let i = 0; i < n; i++) log[logCount++] = slot;
+    this.#otherLogCount = logCount;
   }
 
   #otherSlot(port: string): number {

@@ -77,6 +77,10 @@ class EventFilterActor implements Actor {
     // here, which spares the runtime queueing each one for nothing.
     const toRejected = ctx.connectedPorts.has("rejected");
     const n = batch.length;
+    // Preallocated outputs, handed over whole (see ActorContext.emitMany).
+    const passed: unknown[] = new Array(n);
+    const failed: unknown[] = toRejected ? new Array(n) : [];
+    let kept = 0;
     let rejected = 0;
     let i = 0;
     // One `try` around the loop, re-entered after a failure: the loop body
@@ -85,8 +89,8 @@ class EventFilterActor implements Actor {
       try {
         for (; i < n; i++) {
           const event = batch[i];
-          if (keep(event)) ctx.emit(event);
-          else if (toRejected) ctx.emit(event, "rejected");
+          if (keep(event)) passed[kept++] = event;
+          else if (toRejected) failed[rejected++] = event;
           else rejected++;
         }
       } catch (error) {
@@ -94,6 +98,17 @@ class EventFilterActor implements Actor {
         // value (a throwing getter, a proxy) must not take the batch down.
         ctx.deadLetter(batch[i++], error);
       }
+    }
+    if (kept > 0) {
+      passed.length = kept;
+      ctx.emitMany(passed);
+    }
+    if (toRejected) {
+      if (rejected > 0) {
+        failed.length = rejected;
+        ctx.emitMany(failed, "rejected");
+      }
+      return;
     }
     if (rejected > 0) {
       // The counters the runtime keeps for emitted messages (see the module docs).

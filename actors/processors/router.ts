@@ -524,6 +524,11 @@ class RouterActor implements Actor<unknown, Rec> {
     const matched = this.#matched;
     const route = this.#fastRoute;
     const n = batch.length;
+    // One output array per port (the last index: unmatched), preallocated
+    // on first use and handed over whole (see ActorContext.emitMany).
+    const outs: (Rec[] | undefined)[] = new Array(ports.length + 1);
+    const counts = new Int32Array(ports.length + 1);
+    const unmatched = ports.length;
     let seq = this.#seq;
     let i = 0;
     // One `try` around the loop, re-entered after a failure: the loop body
@@ -541,17 +546,28 @@ class RouterActor implements Actor<unknown, Rec> {
           }
           const event = enrich(input as Rec, input as Rec, nowMs);
           const count = route(event, ++seq, 0);
-          if (count === 1) ctx.emit(event, ports[matched[0]]);
-          else if (count === 0) ctx.emit(event, UNMATCHED_PORT);
-          else for (let k = 0; k < count; k++) ctx.emit(event, ports[matched[k]]);
+          if (count === 0) {
+            (outs[unmatched] ??= new Array(n))[counts[unmatched]++] = event;
+          } else {
+            for (let k = 0; k < count; k++) {
+              const port = matched[k];
+              (outs[port] ??= new Array(n))[counts[port]++] = event;
+            }
+          }
         }
       } catch (error) {
-        // Enrichment and routing come before any emit: the event emitted nothing.
+        // Enrichment and routing come before the event is stored: it emitted nothing.
         const input = batch[i++];
         ctx.deadLetter(input, error, this.#context(input as Rec, error));
       }
     }
     this.#seq = seq;
+    for (let port = 0; port <= unmatched; port++) {
+      const out = outs[port];
+      if (out === undefined) continue;
+      out.length = counts[port];
+      ctx.emitMany(out, port === unmatched ? UNMATCHED_PORT : ports[port]);
+    }
   }
 
   /** The general path: enrichment writes nested fields or uses templates that can fail. */

@@ -1830,6 +1830,9 @@ class EventTransformActor implements Actor<unknown, Record<string, unknown>> {
     // One clock reading per batch, for `${now}`.
     const nowMs = this.#clock.now();
     const n = batch.length;
+    // Preallocated output, handed over whole (see ActorContext.emitMany).
+    const out: Record<string, unknown>[] = new Array(n);
+    let count = 0;
     let i = 0;
     // One `try` around the loop, re-entered after a failure: the loop body
     // itself stays free of exception handling.
@@ -1844,12 +1847,18 @@ class EventTransformActor implements Actor<unknown, Record<string, unknown>> {
             );
             continue;
           }
-          ctx.emit(pipeline.transformSync(event as Record<string, unknown>, nowMs));
+          // (Not `out[count++] = …`: the index would be taken before a throw.)
+          const result = pipeline.transformSync(event as Record<string, unknown>, nowMs);
+          out[count++] = result;
         }
       } catch (error) {
-        // The pipeline fails before the emit: the event emitted nothing.
+        // The pipeline fails before the event is stored: it emitted nothing.
         ctx.deadLetter(batch[i++], error, deadLetterContext(error));
       }
+    }
+    if (count > 0) {
+      out.length = count;
+      ctx.emitMany(out);
     }
   }
 

@@ -109,7 +109,9 @@ class GeneratorActor implements Actor<never, GeneratedEvent> {
     const limit = count ?? Infinity;
     while (next < limit && !ctx.signal.aborted) {
       const end = Math.min(limit, next + (realtime ? Math.max(1, Math.ceil(rate / 100)) : CHUNK));
-      for (; next < end; next++) ctx.emit(generateEvent(next, start, rate));
+      const chunk: GeneratedEvent[] = new Array(end - next);
+      for (let k = 0; next < end; next++) chunk[k++] = generateEvent(next, start, rate);
+      ctx.emitMany(chunk);
       this.#state.set("next", next);
       const pending = ctx.flush();
       if (pending) await pending;

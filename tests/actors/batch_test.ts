@@ -408,6 +408,7 @@ function fakeContext(clock: VirtualClock, emitted: unknown[]): ActorContext {
     connectedPorts: new Set(["out"]),
     restarts: 0,
     emit: (m) => void emitted.push(m),
+    emitMany: (ms) => void emitted.push(...ms),
     flush: () => undefined,
     deadLetter: () => {},
     checkpoint: () => {},

@@ -313,6 +313,7 @@ Deno.test("CodeNode close() terminates the worker, failing the batch in progress
     connectedPorts: new Set(["out"]),
     restarts: 0,
     emit: () => {},
+    emitMany: () => {},
     flush: () => undefined,
     deadLetter: () => {},
     checkpoint: () => {},
