@@ -19,6 +19,7 @@
 export * from "./runtime/actor.ts";
 export * from "./runtime/backoff.ts";
 export * from "./runtime/clock.ts";
+export * from "./runtime/codegen.ts";
 export * from "./runtime/conditions.ts";
 export * from "./runtime/config.ts";
 export * from "./runtime/dead_letter.ts";

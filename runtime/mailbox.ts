@@ -98,13 +98,6 @@ interface Chunk<T> {
   end: number;
 }
 
-/**
- * The smallest head chunk handed to the receiver as it is while more chunks
- * wait behind it: smaller ones are gathered into one batch, so a sender that
- * sends one message at a time does not cost a batch per message.
- */
-const MIN_HANDOVER = 64;
-
 /** A small deterministic PRNG (mulberry32). */
 function seededRandom(seed: number): () => number {
   let state = seed >>> 0;
@@ -123,8 +116,8 @@ function seededRandom(seed: number): () => number {
  *
  * It queues chunks, not messages: {@linkcode Mailbox.hand} queues the
  * sender's array itself, and {@linkcode Mailbox.tryReceive} returns a queued
- * array whole when it is one batch, so passing a batch between actors costs
- * the same for one message as for a thousand. The capacity still counts
+ * array whole when it makes the whole batch, so passing a batch between
+ * actors costs the same for one message as for a thousand. The capacity still counts
  * messages: a chunk that does not fit is admitted in part.
  *
  * @typeParam T The message type.
@@ -310,9 +303,10 @@ export class Mailbox<T, M = unknown> {
   }
 
   /**
-   * Takes up to `max` messages without waiting. A queued array that makes a
-   * batch on its own is returned as it is (no copy); smaller pieces are
-   * gathered into a new array.
+   * Takes up to `max` messages without waiting. A queued array that makes
+   * the whole batch (exactly `max` messages, or everything queued) is
+   * returned as it is (no copy); otherwise pieces are gathered into a new
+   * array, so batches are as full as the queue allows.
    *
    * @param max The most messages to take.
    * @returns The messages, oldest first (possibly none); the caller owns the array.
@@ -324,9 +318,12 @@ export class Mailbox<T, M = unknown> {
     const head = chunks[this.#first];
     const length = head.end - head.start;
     let out: T[];
+    // Handed over as it is only when it makes the whole batch: with more
+    // queued behind it, a fuller batch (gathered by copying) is worth more to
+    // receivers whose cost is per batch (a network round trip).
     if (
-      head.start === 0 && head.end === head.items.length && length <= max &&
-      (length === this.#size || length >= MIN_HANDOVER || length === count)
+      head.start === 0 && head.end === head.items.length &&
+      (length === count || length === this.#size && length <= max)
     ) {
       out = head.items as T[];
       this.#shift();
@@ -451,7 +448,18 @@ export class Mailbox<T, M = unknown> {
    * @returns The removed messages.
    */
   drainAll(): T[] {
-    const out = this.#size > 0 ? this.tryReceive(this.#size) : [];
+    // Not tryReceive: it would admit blocked messages into the room it frees.
+    const out: T[] = [];
+    for (let c = this.#first; c < this.#chunks.length; c++) {
+      const chunk = this.#chunks[c];
+      for (let i = chunk.start; i < chunk.end; i++) out.push(chunk.items[i]);
+    }
+    const queued = this.#size;
+    this.#chunks = [];
+    this.#first = 0;
+    this.#size = 0;
+    this.#dequeued += queued;
+    this.#removed += queued;
     for (const b of this.#blocked) {
       for (let i = b.index; i < b.end; i++) out.push(b.items[i]);
       this.#dequeued += b.end - b.index;

@@ -5,10 +5,14 @@ import {
   type WindowRecord,
 } from "../../actors/processors/window_engine.ts";
 import {
+  Accumulator,
   AGGREGATION_NAMES,
+  type AggregationName,
+  createAggregationPlan,
   QUANTILE_MAX_BUCKETS,
   QUANTILE_RELATIVE_ACCURACY,
 } from "../../actors/processors/aggregates.ts";
+import { parseTimestampMs } from "../../runtime/time.ts";
 
 function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
@@ -807,6 +811,278 @@ Deno.test("WindowEngine keeps O(1) state for a million events in one window", as
           QUANTILE_RELATIVE_ACCURACY * want,
         `${name}: ${record[name]} vs ${want}`,
       );
+    }
+  });
+});
+
+// --- addBatch and Accumulator.addValue --------------------------------------
+
+/** Raw times in every form parseTimestampMs reads, and some it does not. */
+function rawTime(random: () => number, ms: number): unknown {
+  const r = random();
+  if (r < 0.4) return ms;
+  if (r < 0.55) return ms / 1000; // epoch seconds, fractional
+  if (r < 0.65) return String(ms);
+  if (r < 0.75) return new Date(ms).toISOString();
+  if (r < 0.82) return new Date(ms);
+  if (r < 0.86) return undefined; // missing
+  const bad = ["soon", "", null, NaN, Infinity, true, {}, [], "2024-13-45", new Date(NaN)];
+  return bad[Math.floor(random() * bad.length)];
+}
+
+function makeBatchStream(seed: number, n: number): Record<string, unknown>[] {
+  const random = mulberry32(seed);
+  const pick = <T>(items: T[]): T => items[Math.floor(random() * items.length)];
+  const events: Record<string, unknown>[] = [];
+  let base = 1_700_000_000_000;
+  for (let i = 0; i < n; i++) {
+    base += random() < 0.03 ? 800 + Math.floor(random() * 3000) : Math.floor(random() * 60);
+    let ms = base - Math.floor(random() * 400); // out of order
+    if (random() < 0.04) ms = base - 1500 - Math.floor(random() * 4000); // very late
+    const event: Record<string, unknown> = { i };
+    const t = rawTime(random, ms);
+    if (t !== undefined || random() < 0.5) event.t = t;
+    const g = pick(["a", "b", "c", 1, null, undefined]);
+    if (g !== undefined) event.g = g;
+    const r = random();
+    if (r < 0.75) event.v = Math.round((random() - 0.2) * 1000) / 4;
+    else if (r < 0.85) event.v = pick(["12", null, NaN, Infinity, -0, { x: 1 }]);
+    event.d = pick(["u1", "u2", "u3", 1, "1", null, { id: 1 }, undefined]);
+    events.push(event);
+  }
+  return events;
+}
+
+interface Refusal {
+  event: unknown;
+  ms: number | undefined;
+  watermark: number;
+}
+
+/** Feeds one stream to `addBatch` (random splits) and to `add`, comparing all the way. */
+function compareBatchWithAdd(
+  options: WindowEngineOptions,
+  seed: number,
+  drainWhenRefused = false,
+): void {
+  const label = `${options.type} ${JSON.stringify(options.groupBy)} ${options.aggregations} ` +
+    `grace ${options.graceMs} seed ${seed}`;
+  const events = makeBatchStream(seed, 3000);
+  const random = mulberry32(seed * 31 + 7);
+  const batched = new WindowEngine(options);
+  const single = new WindowEngine(options);
+  const timeOf = (event: unknown) => (event as Record<string, unknown>).t;
+  const refusedBatched: Refusal[] = [];
+  const refusedSingle: Refusal[] = [];
+  const recordsBatched: WindowRecord[] = [];
+  const recordsSingle: WindowRecord[] = [];
+  let lateSeen = 0;
+  let badSeen = 0;
+  for (let i = 0; i < events.length;) {
+    const size = random() < 0.1 ? 0 : 1 + Math.floor(random() * (random() < 0.2 ? 200 : 12));
+    const batch = events.slice(i, i + size);
+    i += batch.length;
+    batched.addBatch(batch, timeOf, (event, ms) => {
+      refusedBatched.push({ event, ms, watermark: batched.watermark });
+      // The engine is consistent inside the callback: it may even drain.
+      if (drainWhenRefused) recordsBatched.push(...batched.drain());
+    });
+    for (const event of batch) {
+      const ms = parseTimestampMs(timeOf(event));
+      if (ms === undefined || !single.add(event, ms)) {
+        refusedSingle.push({ event, ms, watermark: single.watermark });
+        if (drainWhenRefused) recordsSingle.push(...single.drain());
+        if (ms === undefined) badSeen++;
+        else lateSeen++;
+      }
+    }
+    const where = `${label} after event ${i}`;
+    assert.ok(Object.is(batched.watermark, single.watermark), `${where}: watermark`);
+    assert.equal(batched.openWindowCount, single.openWindowCount, `${where}: open windows`);
+    assert.equal(batched.maxOpenWindowEnd(), single.maxOpenWindowEnd(), `${where}: max end`);
+    assert.equal(batched.nextWindowEnd(), single.nextWindowEnd(), `${where}: next end`);
+    assert.equal(batched.retainedCells(), single.retainedCells(), `${where}: cells`);
+    const r = random();
+    if (r < 0.3) {
+      const a = batched.drain();
+      const b = single.drain();
+      assert.deepEqual(a, b, `${where}: drain`);
+      recordsBatched.push(...a);
+      recordsSingle.push(...b);
+    } else if (r < 0.35) {
+      const by = Math.floor(random() * 500);
+      batched.advanceWatermark(batched.watermark + by);
+      single.advanceWatermark(single.watermark + by);
+    }
+  }
+  const a = batched.flushAll();
+  const b = single.flushAll();
+  assert.deepEqual(a, b, `${label}: flushAll`);
+  recordsBatched.push(...a);
+  recordsSingle.push(...b);
+  assert.deepEqual(recordsBatched, recordsSingle, `${label}: all records`);
+  assert.ok(recordsSingle.length > 5, `${label}: some windows`);
+  assert.equal(refusedBatched.length, refusedSingle.length, `${label}: refused count`);
+  for (let k = 0; k < refusedSingle.length; k++) {
+    const x = refusedBatched[k];
+    const y = refusedSingle[k];
+    assert.equal(x.event, y.event, `${label}: refused #${k} is the same event`);
+    assert.ok(Object.is(x.ms, y.ms), `${label}: refused #${k} time ${x.ms} vs ${y.ms}`);
+    assert.ok(
+      Object.is(x.watermark, y.watermark),
+      `${label}: refused #${k} watermark ${x.watermark} vs ${y.watermark}`,
+    );
+  }
+  assert.ok(badSeen > 0, `${label}: the stream has unusable times`);
+  if (options.type !== "session" || options.graceMs < 1000) {
+    assert.ok(lateSeen > 0, `${label}: the stream has late events`);
+  }
+}
+
+Deno.test("WindowEngine addBatch equals add per event, over random streams and splits", async (t) => {
+  const plain: WindowEngineOptions["aggregations"] = ["count", "sum", "min", "max", "avg"];
+  const layouts: [string, Partial<WindowEngineOptions>][] = [
+    ["tumbling, one group, plain aggregations", { aggregations: plain }],
+    ["tumbling, one group, count only", { aggregations: ["count"], valueField: undefined }],
+    ["tumbling, one group, percentiles", { aggregations: ["count", "p50", "p99", "max"] }],
+    ["tumbling, one group, first/last", { aggregations: ["first", "last", "sum"] }],
+    ["tumbling, one group, distinct_count", {
+      aggregations: ["distinct_count", "count"],
+      distinctField: "d",
+    }],
+    ["tumbling, one group, everything", {
+      aggregations: [...AGGREGATION_NAMES],
+      distinctField: "d",
+    }],
+    ["tumbling, grouped, plain", { groupBy: ["g"], aggregations: plain }],
+    ["tumbling, grouped, everything", {
+      groupBy: ["g"],
+      aggregations: [...AGGREGATION_NAMES],
+      distinctField: "d",
+    }],
+    ["sliding", {
+      type: "sliding",
+      slideMs: 250,
+      groupBy: ["g"],
+      aggregations: [...AGGREGATION_NAMES],
+      distinctField: "d",
+    }],
+    ["sliding, one group", { type: "sliding", slideMs: 400, aggregations: plain }],
+    ["session", {
+      type: "session",
+      gapMs: 300,
+      groupBy: ["g"],
+      aggregations: [...AGGREGATION_NAMES],
+      distinctField: "d",
+    }],
+    ["session, one group", { type: "session", gapMs: 150, aggregations: plain }],
+  ];
+  for (const [name, layout] of layouts) {
+    await t.step(name, () => {
+      for (const graceMs of [0, 250, 2000]) {
+        for (const seed of [1, 2, 3]) {
+          compareBatchWithAdd(
+            {
+              type: "tumbling",
+              sizeMs: 1000,
+              graceMs,
+              groupBy: [],
+              valueField: "v",
+              aggregations: ["count"],
+              ...layout,
+            } as WindowEngineOptions,
+            seed + graceMs,
+            seed === 3,
+          );
+        }
+      }
+    });
+  }
+});
+
+Deno.test("WindowEngine addBatch refuses unusable and late times in order", () => {
+  const e = engine({ valueField: "v", aggregations: ["count", "sum"] });
+  const refused: [unknown, number | undefined, number][] = [];
+  const events = [
+    { t: 2.5, v: 1 }, // epoch seconds → 2500 ms
+    { t: "x", v: 2 },
+    { t: 1.5, v: 3 }, // 1500 ms: window [1000, 2000) is final
+    { v: 4 },
+    { t: "1970-01-01T00:00:02.900Z", v: 5 },
+    { t: new Date(3100), v: 6 },
+    { t: "2.999", v: 7 },
+  ];
+  e.addBatch(events, (ev) => (ev as { t?: unknown }).t, (ev, ms) => {
+    refused.push([ev, ms, e.watermark]);
+  });
+  assert.deepEqual(refused, [
+    [events[1], undefined, 2500],
+    [events[2], 1500, 2500],
+    [events[3], undefined, 2500],
+    [events[6], 2999, 3100],
+  ]);
+  assert.equal(e.watermark, 3100);
+  assert.deepEqual(e.flushAll(), [
+    { window_start: 2000, window_end: 3000, key: {}, count: 2, sum: 6 },
+    { window_start: 3000, window_end: 4000, key: {}, count: 1, sum: 6 },
+  ]);
+});
+
+Deno.test("Accumulator addValue equals add for plans without first, last or distinct", async (t) => {
+  const plans: AggregationName[][] = [
+    ["count"],
+    ["count", "sum", "min", "max", "avg"],
+    ["rate_per_second", "sum"],
+    ["p50", "p90", "p95", "p99", "count"],
+    ["avg", "p99", "max", "min", "rate_per_second", "count", "sum"],
+  ];
+  await t.step("random values", () => {
+    const random = mulberry32(42);
+    const odd: unknown[] = ["12", null, undefined, NaN, Infinity, -Infinity, -0, {}, true, 1n];
+    for (const names of plans) {
+      const plan = createAggregationPlan(names);
+      for (let round = 0; round < 20; round++) {
+        const viaAdd = new Accumulator(plan);
+        const viaValue = new Accumulator(plan);
+        const n = Math.floor(random() * 300);
+        for (let i = 0; i < n; i++) {
+          const value = random() < 0.15
+            ? odd[Math.floor(random() * odd.length)]
+            : (random() - 0.3) * 10 ** Math.floor(random() * 8);
+          viaAdd.add(1000 + Math.floor(random() * 1000), value, "ignored", i);
+          viaValue.addValue(value);
+        }
+        assert.equal(viaValue.count, viaAdd.count);
+        assert.equal(viaValue.retainedCells, viaAdd.retainedCells);
+        for (const duration of [1000, 60_000, 0]) {
+          assert.deepEqual(viaValue.result(duration), viaAdd.result(duration), `${names}`);
+        }
+        // Merging accumulators built either way gives the same too.
+        const merged = new Accumulator(plan);
+        merged.merge(viaValue);
+        merged.merge(viaAdd);
+        const twice = new Accumulator(plan);
+        twice.merge(viaAdd);
+        twice.merge(viaAdd);
+        assert.deepEqual(merged.result(1000), twice.result(1000));
+      }
+    }
+  });
+  await t.step("throws a TypeError for plans with first, last or distinct_count", () => {
+    const needing: AggregationName[][] = [
+      ["first"],
+      ["last"],
+      ["distinct_count"],
+      ["count", "sum", "first"],
+      ["p99", "last"],
+      ["count", "distinct_count"],
+      [...AGGREGATION_NAMES],
+    ];
+    for (const names of needing) {
+      const acc = new Accumulator(createAggregationPlan(names));
+      acc.add(5, 1, "d", 0);
+      assert.throws(() => acc.addValue(2), TypeError, `${names}`);
+      assert.equal(acc.count, 1, `${names}: a refused value is not counted`);
     }
   });
 });
