@@ -374,6 +374,27 @@ export class Mailbox<T, M = unknown> {
     return this.tryReceive(max);
   }
 
+  /**
+   * Counts messages the receiver took directly from a sender while this
+   * mailbox was empty (they never queued): they are counted as enqueued and
+   * taken, so the counters and marker positions cover every message.
+   *
+   * @param count How many messages.
+   * @example Counting a direct hand-over
+   * ```ts
+   * import { Mailbox } from "./mailbox.ts";
+   * const box = new Mailbox<number>({ capacity: 4 });
+   * box.bypass(3);
+   * console.assert(box.counters().enqueued === 3 && box.counters().dequeued === 3);
+   * console.assert(box.depth === 0);
+   * ```
+   */
+  bypass(count: number): void {
+    this.#enqueued += count;
+    this.#dequeued += count;
+    this.#removed += count;
+  }
+
   /** Wakes a waiting receiver without a message (used to deliver timers). */
   interrupt(): void {
     this.#wake();

@@ -1119,6 +1119,7 @@ class Cell {
   #direct(batch: unknown[]): Promise<void> | undefined {
     // Not idle until this batch is done: re-entrant sends queue in the mailbox.
     this.#idle = false;
+    this.mailbox!.bypass(batch.length);
     this.metrics.messagesIn += batch.length;
     this.#inFlight = batch.length;
     let processing: Promise<void> | undefined;

@@ -274,6 +274,13 @@ Deno.test("Direct hand-over keeps the order end to end through four processors",
   for (const id of ["p1", "p2", "p3"]) {
     assert.equal(nodes[id].messagesOut, N, `${id} messagesOut`);
   }
+  for (const id of ["p1", "p2", "p3", "p4", "sink"]) {
+    // Messages handed over directly count in the mailbox too: enqueued and taken.
+    const mailbox = nodes[id].mailbox!;
+    assert.equal(mailbox.enqueued, nodes[id].messagesIn, `${id} mailbox.enqueued`);
+    assert.equal(mailbox.dequeued, nodes[id].messagesIn, `${id} mailbox.dequeued`);
+    assert.equal(mailbox.depth, 0);
+  }
   assert.equal(nodes.p4.messagesOut, out.length, "p4 messagesOut counts what it kept");
   assert.equal(nodes.sink.messagesIn, out.length);
   assert.equal(nodes.sink.messagesOut, 0);
