@@ -782,7 +782,10 @@ class Cell {
   #otherCounts: number[] = [];
   #otherConnected: boolean[] = [];
   #otherPorts: string[] = [];
-  /** Slots of the messages emitted on ports other than `out`, in order, for rollback: the first `#otherLogCount`. */
+  /**
+   * Slots of the messages emitted on ports other than `out`, in order (the
+   * first `#otherLogCount`), for rollback.
+   */
   #otherLog: number[] = [];
   #otherLogCount = 0;
   #held: { barrier: number; checkpoint: Checkpoint }[] = [];

@@ -183,7 +183,7 @@ Deno.test("Mailbox rejects bad options", () => {
   assert.throws(() => new Mailbox({ capacity: 1, sampleRate: 2 }), RangeError);
 });
 
-Deno.test("Mailbox ring buffer grows to capacity and wraps in FIFO order", () => {
+Deno.test("Mailbox keeps FIFO order up to its capacity through many chunks", () => {
   const box = new Mailbox<number>({ capacity: 5000, overflow: "drop_newest" });
   let next = 0;
   let last = -1;
