@@ -28,6 +28,7 @@ import { createLogger } from "../../runtime/log.ts";
 import { type NodeSpec, Registry } from "../../runtime/registry.ts";
 import { builtins } from "../../actors/mod.ts";
 import { ConsoleSinkNode, messageLine } from "../../actors/sinks/console.ts";
+import { buildDedupWorkflow } from "../../examples/custom_node.ts";
 import { buildPipeline } from "../../examples/pipeline.ts";
 import {
   createTopic,
@@ -700,4 +701,23 @@ Deno.test("sluice demo --duration 3 exits 0 and prints window results", async ()
   assert.ok(windows.some((w) => "distinct_count" in w), "engagement windows");
   assert.ok(windows.some((w) => "sum" in w), "revenue windows");
   assert.match(stderr, /workflow demo completed/);
+});
+
+Deno.test("examples: custom_node.ts registers DedupNode, which hands its outputs over whole", async () => {
+  const unique: Record<string, unknown>[] = [];
+  const repeats: Record<string, unknown>[] = [];
+  const report = await buildDedupWorkflow({
+    unique: (e) => void unique.push(e),
+    duplicates: (e) => void repeats.push(e),
+    clock: new VirtualClock(0),
+    deadLetters: new MemoryDeadLetters(),
+    logger: createLogger({ level: "silent" }),
+  }).run();
+  assert.equal(report.status, "completed");
+  // 1000 generated events over user_0 .. user_99: the first of each id is unique.
+  assert.deepEqual(unique.map((e) => e.sequence), Array.from({ length: 100 }, (_, i) => i));
+  assert.equal(repeats.length, 900);
+  assert.deepEqual(repeats.slice(0, 3).map((e) => e.sequence), [100, 101, 102], "in order");
+  const dedup = report.nodes.find((n) => n.id === "dedup")!;
+  assert.deepEqual(dedup.outByPort, { out: 100, duplicates: 900 });
 });
