@@ -53,10 +53,16 @@ class BatchFunctionActor implements Actor {
   constructor(fn: BatchFunction<unknown, unknown>) {
     this.#fn = fn;
   }
-  async handle(batch: unknown[], ctx: ActorContext): Promise<void> {
-    const result = await this.#fn(batch, ctx);
-    if (result) { for (const r of result) ctx.emit(r); }
+  handle(batch: unknown[], ctx: ActorContext): void | Promise<void> {
+    const result = this.#fn(batch, ctx);
+    // Synchronous functions stay synchronous: no promise per batch.
+    if (result instanceof Promise) return result.then((r) => emitAll(r, ctx));
+    emitAll(result, ctx);
   }
+}
+
+function emitAll(result: Iterable<unknown> | void | undefined | null, ctx: ActorContext): void {
+  if (result) for (const r of result) ctx.emit(r);
 }
 
 /** The FunctionNode type. */
