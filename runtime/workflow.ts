@@ -735,6 +735,14 @@ interface CellHost {
 type CellState = "starting" | "running" | "restarting" | "draining" | "done" | "failed" | "stopped";
 
 /** One node at run time: its mailbox, actor incarnation and supervisor. */
+/**
+ * How many direct hand-overs are on the stack now: past the limit, batches
+ * queue in mailboxes instead, so a long chain of idle nodes cannot exhaust
+ * the call stack.
+ */
+let directDepth = 0;
+const MAX_DIRECT_DEPTH = 32;
+
 class Cell {
   readonly id: string;
   readonly kind: NodeKind;
@@ -1093,7 +1101,9 @@ class Cell {
    * nodes passes small batches as cheaply as large ones.
    */
   accept(messages: unknown[], from: string): Promise<void> | undefined {
-    if (this.#idle && this.#canTakeDirectly(messages.length)) return this.#direct(messages);
+    if (this.#idle && directDepth < MAX_DIRECT_DEPTH && this.#canTakeDirectly(messages.length)) {
+      return this.#direct(messages);
+    }
     if (this.#dead || this.#wf.hardStopped) {
       for (let i = 0; i < messages.length; i++) {
         const message = messages[i];
@@ -1126,10 +1136,17 @@ class Cell {
     this.metrics.messagesIn += batch.length;
     this.#inFlight = batch.length;
     let processing: Promise<void> | undefined;
+    let pending: Promise<void> | undefined;
+    directDepth++;
     try {
-      processing = this.#process(batch);
-    } catch (error) {
-      processing = Promise.reject(error);
+      try {
+        processing = this.#process(batch);
+      } catch (error) {
+        processing = Promise.reject(error);
+      }
+      if (processing === undefined) pending = this.#directDone();
+    } finally {
+      directDepth--;
     }
     if (processing !== undefined) {
       // Asynchronous, or a message failed: the loop finishes it, with the
@@ -1139,6 +1156,11 @@ class Cell {
       this.mailbox!.interrupt();
       return undefined;
     }
+    return pending;
+  }
+
+  /** After a directly handed batch was handled: deliver its output. */
+  #directDone(): Promise<void> | undefined {
     this.#inFlight = 0;
     this.#batchAttempts = 0;
     this.#failedAttempts = 0;

@@ -610,3 +610,30 @@ Deno.test("Checkpoints complete only after the sink handled every earlier messag
     });
   }
 });
+
+Deno.test("A long chain of idle nodes completes in order (direct hand-over depth is bounded)", async () => {
+  const { workflow, clock } = setup();
+  const out: Msg[] = [];
+  const probe: Probe = { inSourceFlush: false };
+  const onSourceStack = { count: 0 };
+  const LENGTH = 1500;
+  workflow.addNode("FlushSource", "src", { count: 200, sizes: [7, 1, 30], probe });
+  let previous = "src";
+  for (let i = 0; i < LENGTH; i++) {
+    const id = `p${i}`;
+    workflow.addNode(
+      "Relay",
+      id,
+      i === LENGTH - 1 ? { mode: "handle", probe, onSourceStack } : {
+        mode: i % 2 === 0 ? "map" : "handle",
+      },
+    ).addConnection(previous, id);
+    previous = id;
+  }
+  workflow.addNode("RecordSink", "sink", { into: out }).addConnection(previous, "sink");
+  const report = await runToEnd(workflow, clock);
+  assert.equal(report.status, "completed");
+  assert.deepEqual(out, range(200));
+  // Past the depth limit batches queue instead: the last node never runs on the source's stack.
+  assert.equal(onSourceStack.count, 0);
+});
