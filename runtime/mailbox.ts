@@ -117,8 +117,8 @@ function seededRandom(seed: number): () => number {
  * It queues chunks, not messages: {@linkcode Mailbox.hand} queues the
  * sender's array itself, and {@linkcode Mailbox.tryReceive} returns a queued
  * array whole when it makes the whole batch, so passing a batch between
- * actors costs the same for one message as for a thousand. The capacity still counts
- * messages: a chunk that does not fit is admitted in part.
+ * actors costs the same for one message as for a thousand. The capacity
+ * still counts messages: a chunk that does not fit is admitted in part.
  *
  * @typeParam T The message type.
  * @typeParam M The payload type of markers placed with {@linkcode Mailbox.mark}.
@@ -259,10 +259,10 @@ export class Mailbox<T, M = unknown> {
     if (this.#closed) throw new MailboxClosedError(this.owner);
     const n = messages.length;
     let index = 0;
-    if (this.#blocked.length === 0) {
-      index = Math.min(n, this.capacity - this.#size);
-      if (index > 0) this.#admit(messages, 0, index);
-      else index = 0;
+    const room = this.capacity - this.#size;
+    if (this.#blocked.length === 0 && room > 0 && n > 0) {
+      index = Math.min(n, room);
+      this.#admit(messages, 0, index);
     }
     if (index === n) {
       this.#wake();
