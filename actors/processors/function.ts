@@ -62,7 +62,7 @@ class BatchFunctionActor implements Actor {
 }
 
 function emitAll(result: Iterable<unknown> | void | undefined | null, ctx: ActorContext): void {
-  if (result) for (const r of result) ctx.emit(r);
+  if (result) { for (const r of result) ctx.emit(r); }
 }
 
 /** The FunctionNode type. */
