@@ -111,6 +111,11 @@ export interface ActivityProbe {
   busy: boolean;
   /** Changes whenever any work is done. */
   signature: number;
+  /**
+   * Work is starting up (loading code, connecting): time waits for it even
+   * without visible progress, up to a few seconds of real time.
+   */
+  starting?: boolean;
 }
 
 /** Event-loop turns a virtual clock always lets pass before it fires a timer. */
@@ -119,6 +124,11 @@ const MIN_SETTLE_TURNS = 2;
 const STALLED_TURNS = 3;
 /** Turns a clock waits for a timer to appear before it moves time to the target. */
 const EXTRA_TIMER_TURNS = 3;
+/**
+ * Real time a virtual clock waits for work that is starting up (a module
+ * import, a connection) before it takes it to wait on the clock too.
+ */
+const STARTING_PATIENCE_MS = 5_000;
 /** An upper bound, so a probe that never settles cannot hang a test. */
 const MAX_SETTLE_TURNS = 10_000;
 
@@ -317,14 +327,27 @@ export class VirtualClock implements Clock {
   async #settleTurns(): Promise<void> {
     let signature = NaN;
     let still = 0;
+    let startingSince: number | undefined;
     for (let turn = 0; turn < MAX_SETTLE_TURNS; turn++) {
       await yieldMacrotask();
       let busy = false;
+      let starting = false;
       let sum = 0;
       for (const probe of this.#probes) {
         const activity = probe();
         busy ||= activity.busy;
+        starting ||= activity.starting === true;
         sum += activity.signature;
+      }
+      if (starting) {
+        // Start-up does real I/O that shows no progress until it is done:
+        // wait for it in real time rather than count it as stalled.
+        startingSince ??= performance.now();
+        if (performance.now() - startingSince < STARTING_PATIENCE_MS) {
+          await new Promise((resolve) => setTimeout(resolve, 1));
+          still = 0;
+          continue;
+        }
       }
       if (!busy && turn + 1 >= MIN_SETTLE_TURNS) return;
       if (sum === signature) {

@@ -490,13 +490,15 @@ export class Workflow implements AsyncDisposable {
     const unwatch = this.clock instanceof VirtualClock
       ? this.clock.watch(() => {
         let busy = false;
+        let starting = false;
         let signature = 0;
         for (const cell of this.#cells) {
           busy ||= cell.busy;
+          starting ||= cell.starting;
           signature += cell.metrics.messagesIn + cell.metrics.messagesOut +
             cell.metrics.restarts + (cell.mailbox?.depth ?? 0);
         }
-        return { busy, signature };
+        return { busy, signature, starting };
       })
       : () => {};
     const removeSignals = options.handleSignals ? this.#listenToSignals() : () => {};
@@ -837,6 +839,9 @@ class Cell {
       });
     }
   }
+
+  /** The actor's `start` is running (for the virtual clock: time waits for it). */
+  starting = false;
 
   /** Work is queued in the mailbox or being handled. */
   get busy(): boolean {
@@ -1232,7 +1237,12 @@ class Cell {
       persistent: this.#persistent,
     });
     this.#state = "running";
-    await this.#actor.start?.(this.#ctx);
+    this.starting = true;
+    try {
+      await this.#actor.start?.(this.#ctx);
+    } finally {
+      this.starting = false;
+    }
   }
 
   async #closeIncarnation(): Promise<void> {
