@@ -44,7 +44,7 @@ import {
 } from "../../runtime/conditions.ts";
 import { ConfigError, type ConfigIssue, errorMessage } from "../../runtime/errors.ts";
 import type { NodeDef } from "../../runtime/flow.ts";
-import { compilePath, type PathGetter, specialize } from "../../runtime/path.ts";
+import { compilePath, type PathGetter } from "../../runtime/path.ts";
 import type { NodeSpec } from "../../runtime/registry.ts";
 import { join, s, type Schema } from "../../runtime/schema.ts";
 import {
@@ -53,7 +53,6 @@ import {
   compileWritePath,
   deadLetterContext,
   EventDraft,
-  shallowCopier,
   type Template,
   topLevelWriter,
   type Transformation,
@@ -271,96 +270,35 @@ type FastEnrich = (root: Rec, input: Rec, nowMs: number) => Rec;
 /** Routing: adds the ports of matching rules to `matched[count…]`, returns the new count. */
 type FastRoute = (event: Rec, seq: number, count: number) => number;
 
-// Factories for specialize(): self-contained on purpose (see runtime/path.ts).
-const ENRICH_KEY = (
-  template: Template,
-  write: (obj: Rec, value: unknown) => void,
-  clone: (obj: Rec) => Rec,
-): FastEnrich =>
-(root, input, nowMs) => {
-  const value = template.render(root, nowMs);
-  if (value === undefined) return root;
-  if (root === input) root = clone(input);
-  write(root, value);
-  return root;
-};
-const ENRICH_CONSTANT = (
-  value: unknown,
-  write: (obj: Rec, value: unknown) => void,
-  clone: (obj: Rec) => Rec,
-): FastEnrich =>
-(root, input) => {
-  if (root === input) root = clone(input);
-  write(root, value);
-  return root;
-};
-const ENRICH_RULE =
-  (condition: CompiledCondition, writes: FastEnrich): FastEnrich => (root, input, nowMs) =>
-    condition(input) ? writes(root, input, nowMs) : root;
-const ENRICH_THEN = (a: FastEnrich, b: FastEnrich): FastEnrich => (root, input, nowMs) =>
-  b(a(root, input, nowMs), input, nowMs);
-const ROUTE = (
-  condition: CompiledCondition | undefined,
-  port: number,
+/**
+ * Routing without generated code (code generation disabled, or more than 30
+ * ports named by several rules): the rules in order, each port once per
+ * event by a stamp of the event's sequence number.
+ */
+function routeLoop(
+  routes: readonly Route[],
   stamps: Float64Array,
   matched: Int32Array,
-): FastRoute =>
-(event, seq, count) => {
-  if (condition !== undefined && !condition(event)) return count;
-  if (stamps[port] !== seq) {
-    stamps[port] = seq;
-    matched[count++] = port;
-  }
-  return count;
-};
-/** A rule whose port no other rule names: nothing to deduplicate. */
-const ROUTE_UNIQUE = (
-  condition: CompiledCondition | undefined,
-  port: number,
-  matched: Int32Array,
-): FastRoute =>
-(event, _seq, count) => {
-  if (condition !== undefined && !condition(event)) return count;
-  matched[count] = port;
-  return count + 1;
-};
-const ROUTE_THEN = (a: FastRoute, b: FastRoute): FastRoute => (event, seq, count) =>
-  b(event, seq, a(event, seq, count));
-
-/**
- * Compiles the enrichment rules into one chain of private closures, when
- * every key is a top-level field and no template can fail (a top-level write
- * to the event's own copy cannot fail either): the common case, which then
- * needs no draft. `undefined` otherwise, or without code generation.
- */
-function compileFastEnrich(enrichments: readonly Enrichment[]): FastEnrich | undefined {
-  const clone = shallowCopier();
-  let all: FastEnrich | undefined;
-  for (const rule of enrichments) {
-    let writes: FastEnrich | undefined;
-    for (let k = 0; k < rule.paths.length; k++) {
-      const write = topLevelWriter(rule.paths[k]);
-      if (write === undefined || rule.values[k].canFail) return undefined;
-      const template = rule.values[k];
-      const step = template.constant
-        ? specialize(ENRICH_CONSTANT)(template.render(undefined, 0), write, clone)
-        : specialize(ENRICH_KEY)(template, write, clone);
-      writes = writes === undefined ? step : specialize(ENRICH_THEN)(writes, step);
+): FastRoute {
+  return (event, seq, count) => {
+    for (const r of routes) {
+      if (r.condition !== undefined && !r.condition(event)) continue;
+      if (stamps[r.port] !== seq) {
+        stamps[r.port] = seq;
+        matched[count++] = r.port;
+      }
     }
-    if (writes === undefined) continue;
-    const compiled = rule.condition === undefined
-      ? writes
-      : specialize(ENRICH_RULE)(rule.condition, writes);
-    all = all === undefined ? compiled : specialize(ENRICH_THEN)(all, compiled);
-  }
-  return all ?? ((root) => root);
+    return count;
+  };
 }
 
 /**
- * The enrichment rules as one generated function (see `runtime/codegen.ts`):
- * conditions inline, constants as literals, the copy and the writes as
- * plain JavaScript. Same cases and semantics as {@linkcode compileFastEnrich};
- * `undefined` where that has no fast path or code generation is unavailable.
+ * The enrichment rules as one generated function (see `runtime/codegen.ts`),
+ * when every key is a top-level field and no template can fail (a top-level
+ * write to the event's own copy cannot fail either): the common case, which
+ * then needs no draft. Conditions inline, constants as literals, the copy
+ * made at the first write. `undefined` otherwise, or without code generation
+ * (the draft path then gives the same results).
  */
 function generateEnrich(enrichments: readonly Enrichment[]): FastEnrich | undefined {
   const code = new CodeBuilder();
@@ -452,17 +390,9 @@ class RouterActor implements Actor<unknown, Rec> {
     this.#clock = clock;
     this.#matched = new Int32Array(router.ports.length);
     this.#stamps = new Float64Array(router.ports.length);
-    this.#fastEnrich = generateEnrich(router.enrichments) ?? compileFastEnrich(router.enrichments);
-    let route: FastRoute = (_event, _seq, count) => count;
-    const rulesPerPort = new Map<number, number>();
-    for (const r of router.routes) rulesPerPort.set(r.port, (rulesPerPort.get(r.port) ?? 0) + 1);
-    router.routes.forEach((r, i) => {
-      const step = rulesPerPort.get(r.port) === 1
-        ? specialize(ROUTE_UNIQUE)(r.condition, r.port, this.#matched)
-        : specialize(ROUTE)(r.condition, r.port, this.#stamps, this.#matched);
-      route = i === 0 ? step : specialize(ROUTE_THEN)(route, step);
-    });
-    this.#fastRoute = generateRoute(router.routes, this.#matched) ?? route;
+    this.#fastEnrich = generateEnrich(router.enrichments);
+    this.#fastRoute = generateRoute(router.routes, this.#matched) ??
+      routeLoop(router.routes, this.#stamps, this.#matched);
   }
 
   handle(batch: unknown[], ctx: ActorContext<Rec>): void | Promise<void> {

@@ -56,7 +56,7 @@ import type { Clock } from "../../runtime/clock.ts";
 import { CodeBuilder } from "../../runtime/codegen.ts";
 import { ConfigError, type ConfigIssue, errorMessage } from "../../runtime/errors.ts";
 import type { NodeDef } from "../../runtime/flow.ts";
-import { compilePath, type PathGetter, specialize } from "../../runtime/path.ts";
+import { compilePath, type PathGetter } from "../../runtime/path.ts";
 import type { NodeSpec } from "../../runtime/registry.ts";
 import { join, s, type Schema } from "../../runtime/schema.ts";
 import { suggest } from "../../runtime/suggest.ts";
@@ -1103,144 +1103,15 @@ export interface TransformPipeline {
 
 /** A compiled pipeline of top-level writes: the input, written to a copy made at the first write. */
 type FastPipeline = (root: Rec, input: Rec, nowMs: number) => Rec;
-type Wrap = (step: Step, error: unknown) => TransformError;
-
-// Factories for specialize(): self-contained on purpose. Each step makes its copy
-// of the input at its first write (`root === input` until then) and turns
-// every failure into the step's TransformError.
-const THEN = (a: FastPipeline, b: FastPipeline): FastPipeline => (root, input, nowMs) =>
-  b(a(root, input, nowMs), input, nowMs);
-const COPY_STEP = (
-  step: Step,
-  get: PathGetter,
-  write: Writer,
-  clone: (obj: Rec) => Rec,
-  wrap: Wrap,
-): FastPipeline =>
-(root, input) => {
-  try {
-    const value = get(root);
-    if (value === undefined) {
-      if (step.required) throw step.fail("the field is missing");
-      return root;
-    }
-    if (root === input) root = clone(input);
-    write(root, value);
-    return root;
-  } catch (error) {
-    throw wrap(step, error);
-  }
-};
-const SET_STEP = (
-  step: Step,
-  template: Template,
-  write: Writer,
-  clone: (obj: Rec) => Rec,
-  wrap: Wrap,
-): FastPipeline =>
-(root, input, nowMs) => {
-  try {
-    const value = template.render(root, nowMs);
-    if (value === undefined) return root;
-    if (root === input) root = clone(input);
-    write(root, value);
-    return root;
-  } catch (error) {
-    throw wrap(step, error);
-  }
-};
-const DEFAULT_STEP = (
-  step: Step,
-  get: PathGetter,
-  template: Template,
-  write: Writer,
-  clone: (obj: Rec) => Rec,
-  wrap: Wrap,
-): FastPipeline =>
-(root, input, nowMs) => {
-  try {
-    let value = get(root);
-    if (value === undefined || value === null) {
-      value = template.render(root, nowMs);
-      if (value === undefined) return root;
-    } else if (step.inPlace) {
-      return root;
-    }
-    if (root === input) root = clone(input);
-    write(root, value);
-    return root;
-  } catch (error) {
-    throw wrap(step, error);
-  }
-};
-const VALUE_STEP = (
-  step: Step,
-  get: PathGetter,
-  compute: ValueOp,
-  write: Writer,
-  clone: (obj: Rec) => Rec,
-  wrap: Wrap,
-): FastPipeline =>
-(root, input) => {
-  try {
-    const value = get(root);
-    if (value === undefined || value === null) {
-      if (step.required) {
-        throw step.fail(value === undefined ? "the field is missing" : "the field is null");
-      }
-      return root;
-    }
-    const result = compute(step, value);
-    if (root === input) root = clone(input);
-    write(root, result);
-    return root;
-  } catch (error) {
-    throw wrap(step, error);
-  }
-};
-
 /**
- * Compiles a synchronous pipeline whose steps all write one top-level field
- * (copy, set, default and the value operations) into one chain of private
- * closures (see `specialize`). Such a pipeline never copies nested objects,
- * so it needs no draft. `undefined` when a step does something else (rename,
- * remove, flatten, nested targets) or code generation is disabled.
- */
-function compileFast(steps: readonly Step[]): FastPipeline | undefined {
-  const clone = shallowCopier();
-  let pipeline: FastPipeline | undefined;
-  for (const step of steps) {
-    const write = (step.target as WritePath)[WRITER];
-    if (write === undefined || step.target.length !== 1) return undefined;
-    let compiled: FastPipeline | undefined;
-    const compute = VALUE_OPS[step.code];
-    if (compute !== undefined) {
-      compiled = specialize(VALUE_STEP)(step, step.get, compute, write, clone, asTransformError);
-    } else if (step.code === OP_COPY) {
-      compiled = specialize(COPY_STEP)(step, step.get, write, clone, asTransformError);
-    } else if (step.code === OP_SET) {
-      compiled = specialize(SET_STEP)(step, step.template!, write, clone, asTransformError);
-    } else if (step.code === OP_DEFAULT) {
-      compiled = specialize(DEFAULT_STEP)(
-        step,
-        step.get,
-        step.template!,
-        write,
-        clone,
-        asTransformError,
-      );
-    }
-    if (compiled === undefined) return undefined;
-    pipeline = pipeline === undefined ? compiled : specialize(THEN)(pipeline, compiled);
-  }
-  return pipeline ?? ((root) => root);
-}
-
-/**
- * The same pipeline as {@linkcode compileFast}, as one generated function
- * (see `runtime/codegen.ts`): getters, the copy and the writes inline, each
- * step in a `try` that turns its failures into the step's TransformError.
- * `undefined` in the same cases as `compileFast`, or without code generation.
+ * A synchronous pipeline whose steps all write one top-level field (copy,
+ * set, default and the value operations) as one generated function (see
+ * `runtime/codegen.ts`): getters, the copy made at the first write and the
+ * writes inline, every failure turned into the failing step's
+ * TransformError. Such a pipeline never copies nested objects, so it needs no
+ * draft. `undefined` when a step does something else (rename, remove,
+ * flatten, nested targets) or code generation is disabled; the draft path
+ * then gives the same results.
  */
 function generateFast(steps: readonly Step[]): FastPipeline | undefined {
   const code = new CodeBuilder();
@@ -1317,7 +1188,7 @@ class Pipeline implements TransformPipeline {
     stages.push({ sync, hash: undefined });
     this.#stages = stages;
     this.async = stages.length > 1;
-    this.#fast = this.async ? undefined : generateFast(steps) ?? compileFast(steps);
+    this.#fast = this.async ? undefined : generateFast(steps);
   }
 
   transformSync(event: Record<string, unknown>, nowMs: number): Record<string, unknown> {

@@ -559,3 +559,25 @@ Deno.test("routerPorts and eventRouter serve the typed Flow builder", async () =
   assert.deepEqual(revenue, [{ t: "purchase" }]);
   assert.deepEqual(rest, [{ t: "click" }]);
 });
+
+Deno.test("RouterNode with many ports named by several rules routes each event once per port", async () => {
+  // More than 30 ports, some named twice: beyond the generated router's bit set,
+  // so the plain loop routes; its results must be the same.
+  const ports = Array.from({ length: 40 }, (_, i) => `p${i}`);
+  const routing_rules = [
+    ...ports.map((destination, i) => ({
+      condition: { field: "n", operator: "equals", value: i % 10 },
+      destination,
+    })),
+    { condition: { field: "n", operator: "exists" }, destination: "p35" },
+    { destination: "p35" },
+  ];
+  const events = Array.from({ length: 10 }, (_, n) => ({ id: n, n }));
+  const h = harness({ phases: [events] }, { routing_rules }, ports);
+  const report = await h.run();
+  for (let i = 0; i < 40; i++) {
+    const expected = i === 35 ? events.map((e) => e.id) : [i % 10];
+    assert.deepEqual(ids(h.ports[`p${i}`]), expected, `p${i}`);
+  }
+  assert.equal(routerNode(report).outByPort.p35, 10);
+});
