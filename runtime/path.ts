@@ -21,6 +21,8 @@
  * @module
  */
 
+import { CodeBuilder } from "./codegen.ts";
+
 /** Reads the value at a precompiled path; `undefined` when it is missing. */
 export type PathGetter = (obj: unknown) => unknown;
 
@@ -148,34 +150,9 @@ export function specialize<F extends (...args: never[]) => unknown>(factory: F):
 }
 
 function generatedGetter(segments: readonly string[]): PathGetter | undefined {
-  if (!codegen) return undefined;
   // Keys are embedded as JSON string literals, so no key can inject code.
-  // Each segment loads first and proves ownership after: an object whose
-  // prototype is Object.prototype, which does not have the key either (it
-  // has no accessors but __proto__; a polluted key fails this test), can only
-  // have found its own property. V8 folds both tests into the load's map
-  // check, so plain objects pay nothing; anything else (arrays, class
-  // instances, null prototypes) asks hasOwnProperty.
-  let body = "";
-  for (const segment of segments) {
-    const key = JSON.stringify(segment);
-    body += `if (typeof o !== "object" || o === null) return undefined;\n` +
-      `v = o[${key}];\n` +
-      `if (v === undefined || ((getPrototypeOf(o) !== OP || OP[${key}] !== undefined) && ` +
-      `!hasOwn.call(o, ${key}))) return undefined;\n` +
-      `o = v;\n`;
-  }
-  try {
-    return new Function(
-      "OP",
-      "getPrototypeOf",
-      "hasOwn",
-      `"use strict";\nreturn function get(o) {\nlet v;\n${body}return o;\n};`,
-    )(Object.prototype, Object.getPrototypeOf, Object.prototype.hasOwnProperty) as PathGetter;
-  } catch {
-    codegen = false;
-    return undefined;
-  }
+  const code = new CodeBuilder();
+  return code.compile<PathGetter>(`return ${code.getter(segments)};`);
 }
 
 function closureGetter(segments: readonly string[]): PathGetter {

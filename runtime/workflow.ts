@@ -964,18 +964,7 @@ class Cell {
   }
 
   #emitOther(message: unknown, port: string): void {
-    // Nodes have few ports: a scan by identity (port names are usually the
-    // same string constants) beats hashing the name per message.
-    const ports = this.#otherPorts;
-    const scan = ports.length < 8 ? ports.length : 8;
-    let slot = -1;
-    for (let k = 0; k < scan; k++) {
-      if (ports[k] === port) {
-        slot = k;
-        break;
-      }
-    }
-    if (slot < 0) slot = this.#otherSlot(port);
+    const slot = this.#slotOf(port);
     const count = this.#otherCounts[slot]++;
     if (this.#otherConnected[slot]) this.#otherBuffers[slot][count] = message;
     this.#otherLog[this.#otherLogCount++] = slot;
@@ -998,8 +987,7 @@ class Cell {
   #emitManyOther(messages: unknown[], port: string): void {
     const n = messages.length;
     if (n === 0) return;
-    let slot = this.#otherSlots.get(port);
-    if (slot === undefined) slot = this.#otherSlot(port);
+    const slot = this.#slotOf(port);
     const count = this.#otherCounts[slot];
     if (this.#otherConnected[slot]) {
       if (count === 0) {
@@ -1016,7 +1004,13 @@ class Cell {
     this.#otherLogCount = logCount;
   }
 
-  #otherSlot(port: string): number {
+  /** The slot of a port other than `out`, created at its first use. */
+  #slotOf(port: string): number {
+    // Nodes have few ports: a scan by identity (port names are usually the
+    // same string constants) beats hashing the name per message.
+    const ports = this.#otherPorts;
+    const scan = ports.length < 8 ? ports.length : 8;
+    for (let k = 0; k < scan; k++) if (ports[k] === port) return k;
     let slot = this.#otherSlots.get(port);
     if (slot === undefined) {
       slot = this.#otherPorts.length;
@@ -1166,13 +1160,19 @@ class Cell {
 
   /** After a directly handed batch was handled: deliver its output. */
   #directDone(): Promise<void> | undefined {
-    this.#inFlight = 0;
-    this.#batchAttempts = 0;
-    this.#failedAttempts = 0;
-    const pending = this.flush();
+    const pending = this.#batchHandled();
     // Still parked; while its output is blocked, senders queue instead.
     if (pending === undefined) this.#idle = true;
     return pending;
+  }
+
+  /** A batch was handled (by the loop or directly): reset the failure state, deliver its output. */
+  #batchHandled(): Promise<void> | undefined {
+    this.#inFlight = 0;
+    this.#batchAttempts = 0;
+    // A batch handled after a restart: the next failure backs off from the start.
+    this.#failedAttempts = 0;
+    return this.flush();
   }
 
   /** Undoes what a failed handler attempt emitted since the marks were taken. */
@@ -1474,10 +1474,7 @@ class Cell {
         if (handover !== undefined) {
           this.#handover = undefined;
           await handover;
-          this.#inFlight = 0;
-          this.#batchAttempts = 0;
-          this.#failedAttempts = 0;
-          const p = this.flush();
+          const p = this.#batchHandled();
           if (p) await p;
         }
         const failure = box.takeFailure();
@@ -1495,11 +1492,7 @@ class Cell {
           this.#inFlight = batch.length;
           const processing = this.#process(batch);
           if (processing) await processing;
-          this.#inFlight = 0;
-          this.#batchAttempts = 0;
-          // A batch handled after a restart: the next failure backs off from the start.
-          this.#failedAttempts = 0;
-          const p = this.flush();
+          const p = this.#batchHandled();
           if (p) await p;
         }
         if (box.pendingMarkers > 0 || this.#held.length > 0) await this.#passCheckpoints();
