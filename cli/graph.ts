@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import type { ParsedWorkflow } from "../runtime/config.ts";
 import { formatIssue } from "../runtime/errors.ts";
 import { redact } from "../runtime/log.ts";
@@ -13,7 +12,7 @@ import { Registry } from "../runtime/registry.ts";
 import type { MailboxConfig, Workflow } from "../runtime/workflow.ts";
 import { builtins } from "../actors/mod.ts";
 import { checkWorkflowFile } from "./load.ts";
-import { type CommandIo, EXIT, stdio } from "./run.ts";
+import { type CommandIo, EXIT, parseCommandArgs, stdio } from "./run.ts";
 
 /** Help text of `sluice graph`. */
 export const GRAPH_HELP = `Usage: sluice graph <workflow.yaml> [options]
@@ -59,25 +58,17 @@ export async function graphCommand(
   io: CommandIo = stdio,
   options: GraphCommandOptions = {},
 ): Promise<number> {
-  let parsedArgs;
-  try {
-    parsedArgs = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        format: { type: "string", default: "mermaid" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-  } catch (error) {
-    io.err(`error: ${(error as Error).message}\n\n${GRAPH_HELP}\n`);
-    return EXIT.usage;
-  }
+  const parsedArgs = parseCommandArgs(
+    args,
+    {
+      format: { type: "string", default: "mermaid" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+    GRAPH_HELP,
+    io,
+  );
+  if (typeof parsedArgs === "number") return parsedArgs;
   const { values, positionals } = parsedArgs;
-  if (values.help) {
-    io.out(GRAPH_HELP + "\n");
-    return EXIT.ok;
-  }
   const format = values.format;
   if (format !== "mermaid" && format !== "dot") {
     io.err(`error: --format must be mermaid or dot, got "${format}"\n`);

@@ -4,11 +4,10 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { type NodeTypeInfo, Registry } from "../runtime/registry.ts";
 import type { SchemaInfo } from "../runtime/schema.ts";
 import { builtins } from "../actors/mod.ts";
-import { type CommandIo, EXIT, stdio } from "./run.ts";
+import { type CommandIo, EXIT, parseCommandArgs, stdio } from "./run.ts";
 
 /** Help text of `sluice nodes`. */
 export const NODES_HELP = `Usage: sluice nodes [TYPE] [options]
@@ -50,25 +49,17 @@ export function nodesCommand(
   io: CommandIo = stdio,
   options: NodesCommandOptions = {},
 ): number {
-  let parsedArgs;
-  try {
-    parsedArgs = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        json: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-  } catch (error) {
-    io.err(`error: ${(error as Error).message}\n\n${NODES_HELP}\n`);
-    return EXIT.usage;
-  }
+  const parsedArgs = parseCommandArgs(
+    args,
+    {
+      json: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+    NODES_HELP,
+    io,
+  );
+  if (typeof parsedArgs === "number") return parsedArgs;
   const { values, positionals } = parsedArgs;
-  if (values.help) {
-    io.out(NODES_HELP + "\n");
-    return EXIT.ok;
-  }
   if (positionals.length > 1) {
     io.err(`error: expected at most one node type, got ${positionals.length}\n\n${NODES_HELP}\n`);
     return EXIT.usage;

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import type { Clock } from "../runtime/clock.ts";
 import { ConfigError, formatIssue } from "../runtime/errors.ts";
 import { type DeadLetterSink, FileDeadLetters } from "../runtime/dead_letter.ts";
@@ -74,6 +74,45 @@ export const stdio: CommandIo = {
   out: (text) => Deno.stdout.writeSync(new TextEncoder().encode(text)),
   err: (text) => Deno.stderr.writeSync(new TextEncoder().encode(text)),
 };
+
+/**
+ * Parses a command's arguments (options and positionals) and answers the two
+ * cases every command answers the same way: a usage error, printed with the
+ * command's help, and `--help`.
+ *
+ * @param args The command's arguments.
+ * @param options The command's options, `help` included.
+ * @param help The command's help text.
+ * @param io Where to print.
+ * @returns The parsed values and positionals, or the exit code to return.
+ * @example
+ * ```ts
+ * import { parseCommandArgs } from "./run.ts";
+ * const io = { out: () => {}, err: () => {} };
+ * const help = { help: { type: "boolean", short: "h", default: false } } as const;
+ * console.assert(parseCommandArgs(["--nope"], help, "usage", io) === 2);
+ * console.assert(parseCommandArgs(["-h"], help, "usage", io) === 0);
+ * ```
+ */
+export function parseCommandArgs<const O extends ParseArgsOptionsConfig>(
+  args: string[],
+  options: O,
+  help: string,
+  io: CommandIo,
+) {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, allowPositionals: true, options });
+  } catch (error) {
+    io.err(`error: ${(error as Error).message}\n\n${help}\n`);
+    return EXIT.usage;
+  }
+  if ((parsed.values as { help?: boolean }).help) {
+    io.out(help + "\n");
+    return EXIT.ok;
+  }
+  return parsed;
+}
 
 /**
  * Prints a config error, one issue per line.
@@ -178,30 +217,22 @@ export async function runCommand(
   io: CommandIo = stdio,
   options: RunCommandOptions = {},
 ): Promise<number> {
-  let parsedArgs;
-  try {
-    parsedArgs = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        quiet: { type: "boolean", default: false },
-        "log-format": { type: "string", default: "text" },
-        "drain-timeout": { type: "string", default: "30" },
-        "status-interval": { type: "string", default: "10" },
-        "metrics-port": { type: "string" },
-        "metrics-host": { type: "string", default: "127.0.0.1" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-  } catch (error) {
-    io.err(`error: ${(error as Error).message}\n\n${RUN_HELP}\n`);
-    return EXIT.usage;
-  }
+  const parsedArgs = parseCommandArgs(
+    args,
+    {
+      quiet: { type: "boolean", default: false },
+      "log-format": { type: "string", default: "text" },
+      "drain-timeout": { type: "string", default: "30" },
+      "status-interval": { type: "string", default: "10" },
+      "metrics-port": { type: "string" },
+      "metrics-host": { type: "string", default: "127.0.0.1" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+    RUN_HELP,
+    io,
+  );
+  if (typeof parsedArgs === "number") return parsedArgs;
   const { values, positionals } = parsedArgs;
-  if (values.help) {
-    io.out(RUN_HELP + "\n");
-    return EXIT.ok;
-  }
   if (positionals.length !== 1) {
     io.err(`error: expected one workflow file, got ${positionals.length}\n\n${RUN_HELP}\n`);
     return EXIT.usage;

@@ -25,7 +25,6 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { isMap, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
 import { dirname, pathSegments } from "../runtime/config.ts";
 import { type DeadLetter, toJsonSafe } from "../runtime/dead_letter.ts";
@@ -36,7 +35,7 @@ import { suggest } from "../runtime/suggest.ts";
 import { builtins } from "../actors/mod.ts";
 import { TestDriver } from "../testing/test_driver.ts";
 import { checkWorkflowFile } from "./load.ts";
-import { type CommandIo, EXIT, stdio } from "./run.ts";
+import { type CommandIo, EXIT, parseCommandArgs, stdio } from "./run.ts";
 
 /** Help text of `sluice test`. */
 export const TEST_HELP = `Usage: sluice test <file_test.yaml | directory>... [options]
@@ -706,25 +705,17 @@ export async function testCommand(
   io: CommandIo = stdio,
   options: TestCommandOptions = {},
 ): Promise<number> {
-  let parsedArgs;
-  try {
-    parsedArgs = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        filter: { type: "string" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-  } catch (error) {
-    io.err(`error: ${(error as Error).message}\n\n${TEST_HELP}\n`);
-    return EXIT.usage;
-  }
+  const parsedArgs = parseCommandArgs(
+    args,
+    {
+      filter: { type: "string" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+    TEST_HELP,
+    io,
+  );
+  if (typeof parsedArgs === "number") return parsedArgs;
   const { values, positionals } = parsedArgs;
-  if (values.help) {
-    io.out(TEST_HELP + "\n");
-    return EXIT.ok;
-  }
   if (positionals.length === 0) {
     io.err(`error: expected at least one test file or directory\n\n${TEST_HELP}\n`);
     return EXIT.usage;

@@ -4,13 +4,12 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { formatIssue } from "../runtime/errors.ts";
 import { redact } from "../runtime/log.ts";
 import { Registry } from "../runtime/registry.ts";
 import { builtins } from "../actors/mod.ts";
 import { checkWorkflowFile } from "./load.ts";
-import { type CommandIo, EXIT, stdio } from "./run.ts";
+import { type CommandIo, EXIT, parseCommandArgs, stdio } from "./run.ts";
 
 /** Help text of `sluice validate`. */
 export const VALIDATE_HELP = `Usage: sluice validate <workflow.yaml>... [options]
@@ -53,21 +52,13 @@ export async function validateCommand(
   io: CommandIo = stdio,
   options: ValidateCommandOptions = {},
 ): Promise<number> {
-  let parsedArgs;
-  try {
-    parsedArgs = parseArgs({
-      args,
-      allowPositionals: true,
-      options: { help: { type: "boolean", short: "h", default: false } },
-    });
-  } catch (error) {
-    io.err(`error: ${(error as Error).message}\n\n${VALIDATE_HELP}\n`);
-    return EXIT.usage;
-  }
-  if (parsedArgs.values.help) {
-    io.out(VALIDATE_HELP + "\n");
-    return EXIT.ok;
-  }
+  const parsedArgs = parseCommandArgs(
+    args,
+    { help: { type: "boolean", short: "h", default: false } },
+    VALIDATE_HELP,
+    io,
+  );
+  if (typeof parsedArgs === "number") return parsedArgs;
   const files = parsedArgs.positionals;
   if (files.length === 0) {
     io.err(`error: expected at least one workflow file\n\n${VALIDATE_HELP}\n`);
