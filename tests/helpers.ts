@@ -42,6 +42,30 @@ export const ListSource: NodeSpec<
   }),
 };
 
+/** Config of {@linkcode PhasedSource}. */
+export interface PhasedSourceConfig {
+  phases: unknown[][];
+  gate?: (phase: number) => Promise<void>;
+}
+
+/** Emits `phases[0]`, then waits for `gate(1)` before `phases[1]`, and so on. */
+export const PhasedSource: NodeSpec<PhasedSourceConfig> = {
+  type: "PhasedSource",
+  kind: "source",
+  description: "Test events.",
+  config: s.any<PhasedSourceConfig>(),
+  create: (config) => ({
+    async run(ctx) {
+      for (let p = 0; p < config.phases.length; p++) {
+        if (p > 0) await config.gate!(p);
+        for (const event of config.phases[p]) ctx.emit(event);
+        await ctx.flush();
+      }
+      return "end";
+    },
+  }),
+};
+
 /** A sink collecting into `config.into`. */
 export const CollectSink: NodeSpec<{ into: unknown[]; delay?: () => Promise<void> }> = {
   type: "CollectSink",

@@ -7,32 +7,9 @@ import { ConfigError, type ConfigIssue } from "../../runtime/errors.ts";
 import { Flow } from "../../runtime/flow.ts";
 import { createLogger } from "../../runtime/log.ts";
 import type { NodeSnapshot } from "../../runtime/metrics.ts";
-import { type NodeSpec, Registry } from "../../runtime/registry.ts";
-import { s } from "../../runtime/schema.ts";
+import { Registry } from "../../runtime/registry.ts";
 import { type RunReport, Workflow } from "../../runtime/workflow.ts";
-
-/** Emits `phases[0]`, then waits for `gate(1)` before `phases[1]`, and so on. */
-interface ListSourceConfig {
-  phases: unknown[][];
-  gate?: (phase: number) => Promise<void>;
-}
-
-const ListSource: NodeSpec<ListSourceConfig> = {
-  type: "ListSource",
-  kind: "source",
-  description: "Test events.",
-  config: s.any<ListSourceConfig>(),
-  create: (config) => ({
-    async run(ctx) {
-      for (let p = 0; p < config.phases.length; p++) {
-        if (p > 0) await config.gate!(p);
-        for (const event of config.phases[p]) ctx.emit(event);
-        await ctx.flush();
-      }
-      return "end";
-    },
-  }),
-};
+import { PhasedSource, type PhasedSourceConfig } from "../helpers.ts";
 
 const HOUR_MS = 3_600_000;
 const NOW_MS = Date.UTC(2024, 0, 1, 12); // 2024-01-01T12:00:00Z
@@ -45,15 +22,15 @@ interface Harness {
   collect(id: string, from: string, port?: string): unknown[];
 }
 
-function harness(config: ListSourceConfig, startMs = NOW_MS): Harness {
+function harness(config: PhasedSourceConfig, startMs = NOW_MS): Harness {
   const clock = new VirtualClock(startMs);
   const deadLetters = new MemoryDeadLetters();
   const workflow = new Workflow({
-    registry: new Registry(builtins).with(ListSource),
+    registry: new Registry(builtins).with(PhasedSource),
     clock,
     deadLetters,
     logger: createLogger({ level: "silent" }),
-  }).addNode("ListSource", "src", config);
+  }).addNode("PhasedSource", "src", config);
   return {
     workflow,
     clock,
@@ -269,7 +246,7 @@ Deno.test("EventFilterNode sends an event whose evaluation throws to the dead le
 Deno.test("EventFilterNode works in a typed Flow with its rejected port", async () => {
   const kept: { n: number }[] = [];
   const dropped: { n: number }[] = [];
-  const registry = new Registry(builtins).with(ListSource);
+  const registry = new Registry(builtins).with(PhasedSource);
   const flow = new Flow({
     registry,
     clock: new VirtualClock(0),
@@ -277,7 +254,7 @@ Deno.test("EventFilterNode works in a typed Flow with its rejected port", async 
     logger: createLogger({ level: "silent" }),
   });
   const src = flow.add<never, { n: number }>("src", {
-    type: "ListSource",
+    type: "PhasedSource",
     config: { phases: [[{ n: 1 }, { n: 5 }, { n: 9 }]] },
   });
   const filter = flow.add(

@@ -8,38 +8,15 @@ import { ConfigError, type ConfigIssue } from "../../runtime/errors.ts";
 import { Flow } from "../../runtime/flow.ts";
 import { createLogger } from "../../runtime/log.ts";
 import type { NodeSnapshot } from "../../runtime/metrics.ts";
-import { type NodeSpec, Registry } from "../../runtime/registry.ts";
-import { s } from "../../runtime/schema.ts";
+import { Registry } from "../../runtime/registry.ts";
 import { type RunReport, Workflow } from "../../runtime/workflow.ts";
-
-/** Emits `phases[0]`, then waits for `gate(1)` before `phases[1]`, and so on. */
-interface ListSourceConfig {
-  phases: unknown[][];
-  gate?: (phase: number) => Promise<void>;
-}
-
-const ListSource: NodeSpec<ListSourceConfig> = {
-  type: "ListSource",
-  kind: "source",
-  description: "Test events.",
-  config: s.any<ListSourceConfig>(),
-  create: (config) => ({
-    async run(ctx) {
-      for (let p = 0; p < config.phases.length; p++) {
-        if (p > 0) await config.gate!(p);
-        for (const event of config.phases[p]) ctx.emit(event);
-        await ctx.flush();
-      }
-      return "end";
-    },
-  }),
-};
+import { PhasedSource, type PhasedSourceConfig } from "../helpers.ts";
 
 type Rec = Record<string, unknown>;
 const NOW_MS = Date.UTC(2024, 0, 1, 12);
 
 function registry(): Registry {
-  return new Registry(builtins).with(ListSource);
+  return new Registry(builtins).with(PhasedSource);
 }
 
 interface Harness {
@@ -53,7 +30,7 @@ interface Harness {
 
 /** source → router, with a collector on each of `connect`. */
 function harness(
-  source: ListSourceConfig,
+  source: PhasedSourceConfig,
   config: unknown,
   connect: string[],
 ): Harness {
@@ -65,7 +42,7 @@ function harness(
     deadLetters: dead,
     logger: createLogger({ level: "silent" }),
   })
-    .addNode("ListSource", "src", source)
+    .addNode("PhasedSource", "src", source)
     .addNode("RouterNode", "router", config)
     .addConnection("src", "router");
   const ports: Record<string, Rec[]> = {};
@@ -532,7 +509,7 @@ Deno.test("routerPorts and eventRouter serve the typed Flow builder", async () =
   const revenue: Rec[] = [];
   const rest: Rec[] = [];
   const src = flow.add<never, Rec>("src", {
-    type: "ListSource",
+    type: "PhasedSource",
     config: { phases: [[{ t: "purchase" }, { t: "click" }]] },
   });
   const router = flow.add(
