@@ -110,21 +110,24 @@ const Relay: NodeSpec<RelayConfig> = {
       check(m);
       return config.keep === undefined || config.keep(m) ? m : undefined;
     };
+    /** Runs `run` now, or once `wait` resolves; the call ends when `run` has. */
+    const finish = <T>(wait: Promise<void> | undefined, run: () => T): T | Promise<T> => {
+      if (wait === undefined) {
+        try {
+          return run();
+        } finally {
+          inCall = false;
+        }
+      }
+      return wait.then(run).finally(() => inCall = false);
+    };
     const actor: Actor = { start: () => config.onStart?.() };
     switch (config.mode) {
       case "map":
         actor.map = (m) => {
           enter();
           const message = m as Msg;
-          const wait = config.delay?.(message);
-          if (wait === undefined) {
-            try {
-              return one(message);
-            } finally {
-              inCall = false;
-            }
-          }
-          return wait.then(() => one(message)).finally(() => inCall = false);
+          return finish(config.delay?.(message), () => one(message));
         };
         break;
       case "handleMessage":
@@ -132,40 +135,22 @@ const Relay: NodeSpec<RelayConfig> = {
           enter();
           config.batches?.push(1);
           const message = m as Msg;
-          const run = () => {
+          return finish(config.delay?.(message), () => {
             const out = one(message);
             if (out !== undefined) ctx.emit(out);
-          };
-          const wait = config.delay?.(message);
-          if (wait === undefined) {
-            try {
-              return run();
-            } finally {
-              inCall = false;
-            }
-          }
-          return wait.then(run).finally(() => inCall = false);
+          });
         };
         break;
       case "handle":
         actor.handle = (batch, ctx) => {
           enter();
           config.batches?.push(batch.length);
-          const run = () => {
+          return finish(config.delay?.(batch[0] as Msg), () => {
             for (const m of batch as Msg[]) {
               const out = one(m);
               if (out !== undefined) ctx.emit(out);
             }
-          };
-          const wait = config.delay?.(batch[0] as Msg);
-          if (wait === undefined) {
-            try {
-              return run();
-            } finally {
-              inCall = false;
-            }
-          }
-          return wait.then(run).finally(() => inCall = false);
+          });
         };
         break;
     }
