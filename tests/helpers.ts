@@ -66,6 +66,24 @@ export const PhasedSource: NodeSpec<PhasedSourceConfig> = {
   }),
 };
 
+/** A test script run by {@linkcode ScriptSource}. */
+export type Script = (ctx: ActorContext) => Promise<void>;
+
+/** A source running a test script, then ending. */
+export const ScriptSource: NodeSpec<{ script: Script }> = {
+  type: "ScriptSource",
+  kind: "source",
+  description: "test source",
+  config: s.any(),
+  create: (config) => ({
+    async run(ctx) {
+      await config.script(ctx);
+      await ctx.flush();
+      return "end";
+    },
+  }),
+};
+
 /** A sink collecting into `config.into`. */
 export const CollectSink: NodeSpec<{ into: unknown[]; delay?: () => Promise<void> }> = {
   type: "CollectSink",

@@ -1,31 +1,13 @@
 import assert from "node:assert/strict";
 import { builtins } from "../../actors/mod.ts";
 import { encodeMessage } from "../../actors/sinks/websocket_client.ts";
-import type { ActorContext } from "../../runtime/actor.ts";
 import { VirtualClock } from "../../runtime/clock.ts";
 import { MemoryDeadLetters } from "../../runtime/dead_letter.ts";
 import { createLogger } from "../../runtime/log.ts";
-import { type NodeSpec, Registry } from "../../runtime/registry.ts";
-import { s } from "../../runtime/schema.ts";
+import { Registry } from "../../runtime/registry.ts";
 import { Workflow } from "../../runtime/workflow.ts";
+import { type Script, ScriptSource } from "../helpers.ts";
 import { freePort, until, withTimeout, WsPeer } from "../peers/ws_peers.ts";
-
-type Script = (ctx: ActorContext) => Promise<void>;
-
-/** A source running a test script, then ending. */
-const ScriptSource: NodeSpec<{ script: Script }> = {
-  type: "ScriptSource",
-  kind: "source",
-  description: "test source",
-  config: s.any(),
-  create: (config) => ({
-    async run(ctx) {
-      await config.script(ctx);
-      await ctx.flush();
-      return "end";
-    },
-  }),
-};
 
 /** Emits each message and flushes. */
 function emitAll(messages: unknown[]): Script {

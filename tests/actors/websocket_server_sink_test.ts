@@ -4,30 +4,13 @@ import {
   timingSafeEqual,
   type WebSocketServerAddress,
 } from "../../actors/sinks/websocket_server.ts";
-import type { ActorContext } from "../../runtime/actor.ts";
 import { type Clock, RealClock, VirtualClock } from "../../runtime/clock.ts";
 import { MemoryDeadLetters } from "../../runtime/dead_letter.ts";
 import { createLogger } from "../../runtime/log.ts";
-import { type NodeSpec, Registry } from "../../runtime/registry.ts";
-import { s } from "../../runtime/schema.ts";
+import { Registry } from "../../runtime/registry.ts";
 import { Workflow } from "../../runtime/workflow.ts";
+import { type Script, ScriptSource } from "../helpers.ts";
 import { connectClient, type PeerClient, until, withTimeout } from "../peers/ws_peers.ts";
-
-type Script = (ctx: ActorContext) => Promise<void>;
-
-const ScriptSource: NodeSpec<{ script: Script }> = {
-  type: "ScriptSource",
-  kind: "source",
-  description: "test source",
-  config: s.any(),
-  create: (config) => ({
-    async run(ctx) {
-      await config.script(ctx);
-      await ctx.flush();
-      return "end";
-    },
-  }),
-};
 
 interface Harness {
   wf: Workflow;
