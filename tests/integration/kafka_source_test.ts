@@ -38,6 +38,20 @@ function source(
   };
 }
 
+/** EventStreamNode with `config` -> a FunctionNode collecting the events into `seen`. */
+function collecting(
+  config: Record<string, unknown>,
+  deadLetters = new MemoryDeadLetters(),
+): { wf: Workflow; seen: KafkaEvent[] } {
+  const seen: KafkaEvent[] = [];
+  const { logger } = captureLogger();
+  const wf = new Workflow({ registry: new Registry(builtins), deadLetters, logger })
+    .addNode("EventStreamNode", "events", config)
+    .addNode("FunctionNode", "collect", { fn: (e: KafkaEvent) => void seen.push(e) })
+    .addConnection("events", "collect");
+  return { wf, seen };
+}
+
 function sum(offsets: Map<number, number>): number {
   let total = 0;
   for (const v of offsets.values()) total += Math.max(0, v);
@@ -52,16 +66,7 @@ kafkaTest(
     await createTopic(brokers, topic, 2);
     const lines = Array.from({ length: 200 }, (_, i) => `k${i}\t${JSON.stringify({ n: i })}`);
     await kcatProduce(brokers, topic, lines, { keyed: true, headers: { origin: "kcat" } });
-    const seen: KafkaEvent[] = [];
-    const { logger } = captureLogger();
-    const wf = new Workflow({
-      registry: new Registry(builtins),
-      deadLetters: new MemoryDeadLetters(),
-      logger,
-    })
-      .addNode("EventStreamNode", "events", source(brokers, topic, group, { batch_size: 50 }))
-      .addNode("FunctionNode", "collect", { fn: (e: KafkaEvent) => void seen.push(e) })
-      .addConnection("events", "collect");
+    const { wf, seen } = collecting(source(brokers, topic, group, { batch_size: 50 }));
     const running = wf.run();
     await waitFor("200 events", () => seen.length >= 200);
     wf.stop();
@@ -102,13 +107,8 @@ kafkaTest(
     await createTopic(brokers, topic, 1);
     const lines = ['{"ok":1}', "not json", '{"ok":2}', "{broken", "[1,2]", "42"];
     await kcatProduce(brokers, topic, lines);
-    const seen: KafkaEvent[] = [];
     const deadLetters = new MemoryDeadLetters();
-    const { logger } = captureLogger();
-    const wf = new Workflow({ registry: new Registry(builtins), deadLetters, logger })
-      .addNode("EventStreamNode", "events", source(brokers, topic, group))
-      .addNode("FunctionNode", "collect", { fn: (e: KafkaEvent) => void seen.push(e) })
-      .addConnection("events", "collect");
+    const { wf, seen } = collecting(source(brokers, topic, group), deadLetters);
     const running = wf.run();
     await waitFor(
       "4 events and 2 dead letters",
@@ -147,20 +147,9 @@ kafkaTest("EventStreamNode decodes text and binary formats", async (t, brokers) 
   await kcatProduce(brokers, topic, ["hello", "wörld"]);
   for (const format of ["text", "binary"] as const) {
     await t.step(format, async () => {
-      const seen: KafkaEvent[] = [];
-      const { logger } = captureLogger();
-      const wf = new Workflow({
-        registry: new Registry(builtins),
-        deadLetters: new MemoryDeadLetters(),
-        logger,
-      })
-        .addNode(
-          "EventStreamNode",
-          "events",
-          source(brokers, topic, `${topic}-${format}`, { event_format: format, metadata: false }),
-        )
-        .addNode("FunctionNode", "collect", { fn: (e: KafkaEvent) => void seen.push(e) })
-        .addConnection("events", "collect");
+      const { wf, seen } = collecting(
+        source(brokers, topic, `${topic}-${format}`, { event_format: format, metadata: false }),
+      );
       const running = wf.run();
       await waitFor("2 events", () => seen.length >= 2);
       wf.stop();
@@ -289,20 +278,9 @@ kafkaTest("EventStreamNode consumes a list of topics or a topic_pattern", async 
   ] as const;
   for (const [what, extra] of cases) {
     await t.step(what, async () => {
-      const seen: KafkaEvent[] = [];
-      const { logger } = captureLogger();
-      const wf = new Workflow({
-        registry: new Registry(builtins),
-        deadLetters: new MemoryDeadLetters(),
-        logger,
-      })
-        .addNode(
-          "EventStreamNode",
-          "events",
-          source(brokers, topics[0], `${prefix}-${what.replace(" ", "-")}`, extra),
-        )
-        .addNode("FunctionNode", "collect", { fn: (e: KafkaEvent) => void seen.push(e) })
-        .addConnection("events", "collect");
+      const { wf, seen } = collecting(
+        source(brokers, topics[0], `${prefix}-${what.replace(" ", "-")}`, extra),
+      );
       const running = wf.run();
       await waitFor("20 events", () => seen.length >= 20);
       wf.stop();
@@ -320,16 +298,7 @@ kafkaTest(
     const group = `${topic}-g`;
     await createTopic(brokers, topic, 1);
     await kcatProduce(brokers, topic, Array.from({ length: 50 }, (_, i) => JSON.stringify({ i })));
-    const seen: KafkaEvent[] = [];
-    const { logger } = captureLogger();
-    const wf = new Workflow({
-      registry: new Registry(builtins),
-      deadLetters: new MemoryDeadLetters(),
-      logger,
-    })
-      .addNode("EventStreamNode", "events", source(brokers, topic, group, { auto_commit: true }))
-      .addNode("FunctionNode", "collect", { fn: (e: KafkaEvent) => void seen.push(e) })
-      .addConnection("events", "collect");
+    const { wf, seen } = collecting(source(brokers, topic, group, { auto_commit: true }));
     const running = wf.run();
     await waitFor("50 events", () => seen.length >= 50);
     await waitFor(
